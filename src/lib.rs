@@ -1,0 +1,3 @@
+//! hostinfod — placeholder map, being written.
+pub mod strfile;
+pub mod utmp;

@@ -1,0 +1,1 @@
+//! strfile reader (being written)

@@ -1,0 +1,1 @@
+//! utmp reader (being written)
