@@ -1,3 +1,5 @@
+//! The hostinfod binary: everything is in the library; see `lib.rs`.
+
 fn main() {
-    println!("Hello, world!");
+    std::process::exit(hostinfod::cli::main());
 }

@@ -30,33 +30,28 @@ pub enum Conn {
 }
 
 impl Conn {
-    /// Connects with `timeout` and sets it as the read and write timeout.
+    /// Connects with `timeout` and sets it as the read timeout. Writes are a
+    /// few bytes into an empty socket buffer and need none.
     ///
     /// A Unix connect to a full backlog blocks without a timeout (std offers
     /// none); the caller's watchdog bounds that case.
     pub fn connect(target: &Target, timeout: Duration) -> io::Result<Conn> {
         let conn = match target {
             Target::Tcp(addr) => {
-                let s = TcpStream::connect_timeout(addr, timeout)?;
-                s.set_nodelay(true)?;
-                Conn::Tcp(s)
+                // No TCP_NODELAY: each write follows a reply that acked the
+                // previous one, so Nagle never delays it.
+                Conn::Tcp(TcpStream::connect_timeout(addr, timeout)?)
             }
             Target::Unix(path) => Conn::Unix(UnixStream::connect(path)?),
         };
-        conn.set_timeouts(Some(timeout))?;
+        conn.set_read_timeout(Some(timeout))?;
         Ok(conn)
     }
 
-    fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()> {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
-            Conn::Tcp(s) => {
-                s.set_read_timeout(t)?;
-                s.set_write_timeout(t)
-            }
-            Conn::Unix(s) => {
-                s.set_read_timeout(t)?;
-                s.set_write_timeout(t)
-            }
+            Conn::Tcp(s) => s.set_read_timeout(t),
+            Conn::Unix(s) => s.set_read_timeout(t),
         }
     }
 

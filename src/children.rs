@@ -1,0 +1,294 @@
+//! The child table: who is serving whom, since when, and the reaper.
+//!
+//! Each child is recorded by PID with its client's source (IP address, or
+//! uid for a Unix-socket peer) and its start time on CLOCK_MONOTONIC, which
+//! keeps counting across the reload's exec (an `Instant` could not be handed
+//! to the next image). Per-source counts are derived from the same entries:
+//! a count goes up when a PID is recorded and down only when waitpid reaps
+//! that PID, so it cannot drift however sessions end (the bug of xinetd#21
+//! and systemd#20685, where counts were decremented on a different event than
+//! they were incremented on).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+/// Where a client comes from, for `max_per_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A TCP peer's address (IPv4-mapped IPv6 folded to IPv4).
+    Ip(IpAddr),
+    /// A Unix-socket peer's uid, from SO_PEERCRED.
+    Uid(u32),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Ip(ip) => write!(f, "{ip}"),
+            Source::Uid(uid) => write!(f, "uid {uid}"),
+        }
+    }
+}
+
+impl FromStr for Source {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.strip_prefix("uid ") {
+            Some(uid) => uid.parse().map(Source::Uid).map_err(drop),
+            None => s.parse().map(Source::Ip).map_err(drop),
+        }
+    }
+}
+
+/// One live session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Child {
+    /// The client's source.
+    pub source: Source,
+    /// CLOCK_MONOTONIC microseconds at fork.
+    pub started_us: u64,
+}
+
+/// The live children and the per-source counts derived from them.
+#[derive(Debug, Default)]
+pub struct Children {
+    by_pid: HashMap<i32, Child>,
+    per_source: HashMap<Source, u32>,
+}
+
+/// How a reaped child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// exit(code)
+    Exited(i32),
+    /// Killed by a signal.
+    Signaled(nix::sys::signal::Signal),
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::Exited(c) => write!(f, "status={c}"),
+            Ended::Signaled(s) => write!(f, "signal={}", s.as_str()),
+        }
+    }
+}
+
+impl Children {
+    /// A table sized for `cap` sessions, so inserting never reallocates on
+    /// the accept path.
+    pub fn with_capacity(cap: usize) -> Self {
+        Children {
+            by_pid: HashMap::with_capacity(cap),
+            per_source: HashMap::with_capacity(cap.min(1024)),
+        }
+    }
+
+    /// Live sessions.
+    pub fn len(&self) -> usize {
+        self.by_pid.len()
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.by_pid.is_empty()
+    }
+
+    /// Live sessions from `source`.
+    pub fn count(&self, source: &Source) -> u32 {
+        self.per_source.get(source).copied().unwrap_or(0)
+    }
+
+    /// Records a new child.
+    pub fn insert(&mut self, pid: i32, child: Child) {
+        if let Some(old) = self.by_pid.insert(pid, child) {
+            // A PID we still held was reused: it can only have been reaped
+            // without us hearing, so drop its count before taking the new one.
+            self.uncount(&old.source);
+        }
+        *self.per_source.entry(child.source).or_insert(0) += 1;
+    }
+
+    /// Forgets a reaped child and returns what we knew of it.
+    pub fn remove(&mut self, pid: i32) -> Option<Child> {
+        let child = self.by_pid.remove(&pid)?;
+        self.uncount(&child.source);
+        Some(child)
+    }
+
+    fn uncount(&mut self, source: &Source) {
+        if let Some(n) = self.per_source.get_mut(source) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(source);
+            }
+        }
+    }
+
+    /// The live PIDs.
+    pub fn pids(&self) -> impl Iterator<Item = i32> + '_ {
+        self.by_pid.keys().copied()
+    }
+
+    /// The table as text for the reload's environment: `pid,source,start;…`.
+    pub fn encode(&self) -> String {
+        let mut s = String::with_capacity(self.by_pid.len() * 32);
+        for (pid, c) in &self.by_pid {
+            use fmt::Write as _;
+            let _ = write!(s, "{pid},{},{};", c.source, c.started_us);
+        }
+        s
+    }
+
+    /// Parses [`Children::encode`]'s text; malformed entries are skipped.
+    pub fn decode(text: &str, cap: usize) -> Self {
+        let mut t = Children::with_capacity(cap);
+        for entry in text.split(';').filter(|e| !e.is_empty()) {
+            let mut f = entry.split(',');
+            let (Some(pid), Some(src), Some(start), None) =
+                (f.next(), f.next(), f.next(), f.next())
+            else {
+                continue;
+            };
+            if let (Ok(pid), Ok(source), Ok(started_us)) = (pid.parse(), src.parse(), start.parse())
+            {
+                t.insert(pid, Child { source, started_us });
+            }
+        }
+        t
+    }
+
+    /// Reaps every child that has ended (waitpid WNOHANG in a loop) and calls
+    /// `ended` for each with what we knew of it (None for a PID not in the
+    /// table). Returns how many were reaped.
+    pub fn reap(&mut self, mut ended: impl FnMut(i32, Option<Child>, Ended)) -> usize {
+        let mut n = 0;
+        loop {
+            let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, Ended::Exited(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Ended::Signaled(sig)),
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(_) => continue, // stopped/continued: not an end
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break, // ECHILD: no children at all
+            };
+            n += 1;
+            let raw = pid.as_raw();
+            ended(raw, self.remove(raw), how);
+        }
+        n
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds: the same clock across exec.
+pub fn monotonic_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| (t.tv_sec() as u64) * 1_000_000 + (t.tv_nsec() as u64) / 1000)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Source {
+        Source::Ip(s.parse().expect("ip"))
+    }
+
+    #[test]
+    fn counts_follow_pids() {
+        let mut t = Children::with_capacity(4);
+        let a = ip("127.0.0.1");
+        t.insert(
+            10,
+            Child {
+                source: a,
+                started_us: 1,
+            },
+        );
+        t.insert(
+            11,
+            Child {
+                source: a,
+                started_us: 2,
+            },
+        );
+        t.insert(
+            12,
+            Child {
+                source: Source::Uid(1000),
+                started_us: 3,
+            },
+        );
+        assert_eq!(
+            (t.len(), t.count(&a), t.count(&Source::Uid(1000))),
+            (3, 2, 1)
+        );
+        assert!(t.remove(10).is_some());
+        assert!(
+            t.remove(10).is_none(),
+            "a second reap of a pid changes nothing"
+        );
+        assert_eq!(t.count(&a), 1);
+        t.remove(11);
+        t.remove(12);
+        assert_eq!((t.len(), t.count(&a), t.per_source.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn reused_pid_does_not_leak_a_count() {
+        let mut t = Children::with_capacity(4);
+        t.insert(
+            10,
+            Child {
+                source: ip("10.0.0.1"),
+                started_us: 1,
+            },
+        );
+        t.insert(
+            10,
+            Child {
+                source: ip("10.0.0.2"),
+                started_us: 2,
+            },
+        );
+        assert_eq!(t.count(&ip("10.0.0.1")), 0);
+        assert_eq!(t.count(&ip("10.0.0.2")), 1);
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let mut t = Children::with_capacity(4);
+        t.insert(
+            10,
+            Child {
+                source: ip("::1"),
+                started_us: 5,
+            },
+        );
+        t.insert(
+            11,
+            Child {
+                source: Source::Uid(0),
+                started_us: 6,
+            },
+        );
+        t.insert(
+            12,
+            Child {
+                source: ip("192.0.2.1"),
+                started_us: 7,
+            },
+        );
+        let back = Children::decode(&t.encode(), 4);
+        assert_eq!(back.by_pid, t.by_pid);
+        assert_eq!(back.per_source, t.per_source);
+        let junk = Children::decode("x;1,2;3,uid z,4;5,127.0.0.1,6,7;8,::1,9;", 1);
+        assert_eq!(junk.len(), 1);
+    }
+}

@@ -1,0 +1,150 @@
+//! The library's failure classes and the exit status each maps to.
+//!
+//! Every message is lowercase and names what failed: the file, key, address or
+//! errno. `main` prints `hostinfod: MESSAGE` on stderr and exits with
+//! [`Error::exit_code`], so the exit status contract of SPEC.md lives here, in
+//! one place.
+
+use std::io;
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+/// EX_USAGE would be 64; SPEC.md asks for 2, the convention of getopt tools.
+pub const EXIT_USAGE: i32 = 2;
+/// EX_CONFIG from sysexits.h: systemd's `RestartPreventExitStatus=78` keys on it.
+pub const EXIT_CONFIG: i32 = 78;
+/// LSB: `status` of a program that is not running.
+pub const EXIT_NOT_RUNNING: i32 = 3;
+/// Any other failure to start or to carry out a control command.
+pub const EXIT_FAILURE: i32 = 1;
+
+/// A configuration error located in its file: printed as `FILE:LINE:COL: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{col}: {message}", file.display())]
+pub struct ConfigError {
+    /// The configuration file (or `<built-in>` for the defaults).
+    pub file: PathBuf,
+    /// 1-based line of the offending key or value.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong, starting with the dotted key name when one is known.
+    pub message: String,
+}
+
+/// Everything that can stop hostinfod from starting or a control command from succeeding.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid (exit 78).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The configuration file could not be read (exit 78: it is the configuration that is wrong).
+    #[error("cannot read configuration {}: {source}", path.display())]
+    ConfigRead {
+        /// The file named with `-c` or the default path.
+        path: PathBuf,
+        /// Why the read failed.
+        source: io::Error,
+    },
+    /// Command-line misuse (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// A listening address could not be set up.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// `tcp 127.0.0.1:2345` or `unix /run/x.sock`.
+        addr: String,
+        /// The underlying errno.
+        source: Errno,
+    },
+    /// A Unix socket path is occupied by something that is not a stale socket.
+    #[error("cannot listen on unix {}: {reason}", path.display())]
+    UnixPathBusy {
+        /// The socket path.
+        path: PathBuf,
+        /// What is in the way.
+        reason: String,
+    },
+    /// Another instance holds the pidfile lock.
+    #[error("already running (pid {pid})")]
+    AlreadyRunning {
+        /// The pid read from the locked pidfile.
+        pid: i32,
+    },
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A system call failed; `what` says which and on what.
+    #[error("{what}: {source}")]
+    Sys {
+        /// The call and its object, e.g. `setuid 65534`.
+        what: String,
+        /// The errno.
+        source: Errno,
+    },
+    /// `daemon.user` or `daemon.group` names nobody.
+    #[error("unknown {kind} {name:?}")]
+    UnknownId {
+        /// `user` or `group`.
+        kind: &'static str,
+        /// The name from the configuration.
+        name: String,
+    },
+    /// A control command found no running daemon (exit 3 for status, 1 otherwise).
+    #[error("not running{}", detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    NotRunning {
+        /// Why we think so, e.g. the pidfile path that is missing.
+        detail: Option<String>,
+    },
+    /// The daemon refused a reload; the message is the daemon's own reason.
+    #[error("reload rejected: {0}")]
+    ReloadRejected(String),
+    /// A control command gave up waiting.
+    #[error("{0}")]
+    Timeout(String),
+    /// The daemon failed during start-up after the fork; the message is the daemon's own.
+    #[error("{message}")]
+    Daemon {
+        /// The daemon's error line, as it reported it over the readiness pipe.
+        message: String,
+        /// The exit status the daemon chose.
+        code: i32,
+    },
+}
+
+impl Error {
+    /// The process exit status SPEC.md assigns to this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::ConfigRead { .. } => EXIT_CONFIG,
+            Error::Usage(_) => EXIT_USAGE,
+            Error::Daemon { code, .. } => *code,
+            _ => EXIT_FAILURE,
+        }
+    }
+
+    /// Shorthand for a failed system call.
+    pub fn sys(what: impl Into<String>, source: Errno) -> Self {
+        Error::Sys {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for a failed file operation.
+    pub fn file(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::File {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,85 @@
+//! Dropping root after binding: `daemon.user` and `daemon.group`.
+//!
+//! The order is the one that cannot leave a process half-privileged:
+//! supplementary groups first (`initgroups`, which needs root), then the gid,
+//! then the uid; afterwards `setuid(0)` must fail, or we refuse to run. The
+//! user and group are resolved before anything is bound, so a typo is a
+//! start-up error with a clear message, not a daemon that serves as root.
+
+use std::ffi::CString;
+
+use nix::unistd::{Gid, Group, Uid, User, initgroups, setgid, setuid};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Whom to become.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The user name.
+    pub name: String,
+    /// Its uid.
+    pub uid: Uid,
+    /// The group: `daemon.group`, or the user's primary group.
+    pub gid: Gid,
+}
+
+/// Resolves `daemon.user`/`daemon.group`. None when no user is configured or
+/// we are not root (then there is nothing to drop; a warning says so).
+pub fn resolve(cfg: &Config) -> Result<Option<Target>> {
+    let name = &cfg.daemon.user;
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if !nix::unistd::geteuid().is_root() {
+        log::warn!("daemon.user = {name:?} ignored: not running as root");
+        return Ok(None);
+    }
+    let unknown = |kind, name: &str| Error::UnknownId {
+        kind,
+        name: name.to_string(),
+    };
+    let user = match User::from_name(name) {
+        Ok(Some(u)) => u,
+        Ok(None) => return Err(unknown("user", name)),
+        Err(e) => return Err(Error::sys(format!("getpwnam {name}"), e)),
+    };
+    let gid = if cfg.daemon.group.is_empty() {
+        user.gid
+    } else {
+        match Group::from_name(&cfg.daemon.group) {
+            Ok(Some(g)) => g.gid,
+            Ok(None) => return Err(unknown("group", &cfg.daemon.group)),
+            Err(e) => return Err(Error::sys(format!("getgrnam {}", cfg.daemon.group), e)),
+        }
+    };
+    Ok(Some(Target {
+        name: user.name,
+        uid: user.uid,
+        gid,
+    }))
+}
+
+/// Becomes `t` for good.
+pub fn drop_to(t: &Target) -> Result<()> {
+    let cname = CString::new(t.name.as_str())
+        .map_err(|_| Error::sys(format!("initgroups {}", t.name), nix::errno::Errno::EINVAL))?;
+    initgroups(&cname, t.gid).map_err(|e| Error::sys(format!("initgroups {}", t.name), e))?;
+    setgid(t.gid).map_err(|e| Error::sys(format!("setgid {}", t.gid), e))?;
+    setuid(t.uid).map_err(|e| Error::sys(format!("setuid {}", t.uid), e))?;
+    if t.uid.as_raw() != 0 && setuid(Uid::from_raw(0)).is_ok() {
+        return Err(Error::sys(
+            "privilege drop: root could be regained",
+            nix::errno::Errno::EPERM,
+        ));
+    }
+    Ok(())
+}
+
+/// Gives `path` to the target user so the unprivileged daemon can replace or
+/// remove it at exit.
+pub fn chown(path: &std::path::Path, t: &Target) {
+    if let Err(e) = nix::unistd::chown(path, Some(t.uid), Some(t.gid)) {
+        log::warn!("cannot chown {} to {}: {e}", path.display(), t.name);
+    }
+}

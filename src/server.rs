@@ -1,0 +1,827 @@
+//! The parent: start-up, the poll loop, accept → fork, reaping, reload, stop.
+//!
+//! The parent is one thread, always: it forks for every client, and fork in a
+//! multi-threaded process is unsafe. It waits in one `poll` over the
+//! signalfd and the listeners, and only the signalfd when `max_children`
+//! sessions are live (new clients then wait in the kernel's backlog, as with
+//! tcpserver, rather than being refused).
+//!
+//! Work per connection in the parent is kept to what only the parent can do:
+//! accept, the per-source check, fork, close, one table insert; and at the
+//! end one waitpid and one table removal. Everything that could be done once
+//! is done once before the first fork (the greeting bytes, the hostname, the
+//! time zone), and logging of the session's start happens in the child.
+
+use std::ffi::OsString;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{ForkResult, Pid, fork};
+
+use crate::children::{Child, Children, Ended, Source, monotonic_us};
+use crate::config::{Config, Env};
+use crate::daemon::Readiness;
+use crate::error::{Error, Result};
+use crate::listen::{self, Addr, Listener};
+use crate::notify::Notifier;
+use crate::pidfile::Pidfile;
+use crate::privileges;
+use crate::reload;
+use crate::session;
+use crate::signals::Signals;
+use crate::status::{ReloadResult, Status};
+
+/// How the daemon was asked to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `-c FILE`.
+    pub config: Option<PathBuf>,
+    /// `-f`.
+    pub foreground: bool,
+}
+
+/// Most connections taken from one listener per wake-up, so one busy
+/// listener cannot starve the others or the signalfd.
+const ACCEPT_BATCH: usize = 64;
+/// Pause after fd exhaustion or a failed fork.
+const BACKOFF: Duration = Duration::from_millis(100);
+/// Said to a client we cannot fork for.
+const BUSY_RETRY: &[u8] = b"Server busy, try again later.";
+
+/// The running daemon.
+#[derive(Debug)]
+pub struct Server {
+    cfg: Config,
+    env: Env,
+    opts: Options,
+    exe: PathBuf,
+    args: Vec<OsString>,
+    listeners: Vec<Listener>,
+    activated: bool,
+    children: Children,
+    signals: Signals,
+    notifier: Notifier,
+    pidfile: Option<Pidfile>,
+    status_path: PathBuf,
+    status: Status,
+    /// Greeting + line end + prompt, per transport, rendered once.
+    hello_tcp: Vec<u8>,
+    hello_unix: Vec<u8>,
+    /// A reserved descriptor, given up to accept-and-close a connection when
+    /// the fd table is full, so the backlog drains instead of spinning poll.
+    spare: Option<OwnedFd>,
+    emfile_logged: bool,
+    paused_until: Option<Instant>,
+    pollfds: Vec<libc::pollfd>,
+    next_watchdog: Option<Instant>,
+}
+
+/// Starts hostinfod as `opts` says and runs until it is stopped. Returns the
+/// process exit status.
+pub fn run(opts: Options) -> Result<()> {
+    let env = Env::current();
+    let cfg = Config::load(opts.config.as_deref(), &env)?;
+    let inherited = reload::inherited();
+    // The binary path is taken before chdir("/") so a relative argv[0]
+    // cannot change meaning; /proc/self/exe gives it absolute.
+    let exe = match &inherited {
+        Some(i) => i.exe.clone(),
+        None => std::env::current_exe().map_err(|e| Error::file("/proc/self/exe", e))?,
+    };
+    let daemonized = !opts.foreground;
+    let mut readiness = if daemonized && inherited.is_none() {
+        crate::daemon::daemonize(cfg.umask(), &reload::listen_fds())?
+    } else {
+        Readiness::none()
+    };
+    crate::log::init(&cfg, !daemonized);
+    match Server::start(cfg, env, opts, exe, inherited, &readiness) {
+        Ok(mut server) => {
+            readiness.ok();
+            server.serve()
+        }
+        Err(e) => {
+            log::error!("{e}");
+            readiness.fail(&e);
+            Err(e)
+        }
+    }
+}
+
+fn render_hello(cfg: &Config, hostname: &str, eol: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(128);
+    v.extend_from_slice(
+        cfg.protocol
+            .greeting
+            .replace("{hostname}", hostname)
+            .as_bytes(),
+    );
+    v.extend_from_slice(eol);
+    v.extend_from_slice(cfg.protocol.prompt.as_bytes());
+    v
+}
+
+fn open_spare() -> Option<OwnedFd> {
+    std::fs::File::open("/dev/null").ok().map(OwnedFd::from)
+}
+
+impl Server {
+    fn start(
+        cfg: Config,
+        env: Env,
+        opts: Options,
+        exe: PathBuf,
+        inherited: Option<reload::Inherited>,
+        readiness: &Readiness,
+    ) -> Result<Self> {
+        let signals = Signals::install()?;
+        let notifier = Notifier::from_env();
+        let target = privileges::resolve(&cfg)?;
+        let hostname = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        crate::commands::date::warm_up();
+
+        // Directories we create are ours to hand to the unprivileged user.
+        let mut created_dirs: Vec<PathBuf> = Vec::new();
+        let mut note_dir = |p: &Path| {
+            if let Some(d) = p.parent() {
+                if !d.exists() && !created_dirs.iter().any(|c| c == d) {
+                    created_dirs.push(d.to_path_buf());
+                }
+            }
+        };
+
+        // Pidfile first: a second instance must say "already running", not
+        // fail on an address the first one holds.
+        let pidfile = match (&inherited, cfg.daemon.pid_file.as_os_str().is_empty()) {
+            (Some(inh), _) if inh.pidfile_fd.is_some() => {
+                let fd = inh.pidfile_fd.unwrap_or(-1);
+                // SAFETY: the previous image passed this fd for us to own.
+                Some(unsafe { Pidfile::adopt(fd, &cfg.daemon.pid_file) }?)
+            }
+            (_, true) => None,
+            (_, false) => {
+                note_dir(&cfg.daemon.pid_file);
+                Some(Pidfile::acquire(&cfg.daemon.pid_file)?)
+            }
+        };
+
+        // Listeners: handed over by the previous image, passed by systemd,
+        // or bound from the configuration.
+        let passed = reload::listen_fds();
+        let names = reload::listen_names(passed.len());
+        let mut listeners = Vec::with_capacity(passed.len().max(cfg.listen.tcp.len() + 1));
+        for (fd, name) in passed.iter().zip(&names) {
+            // SAFETY: LISTEN_PID names us, so these fds were passed to us to own.
+            let mut l = unsafe { listen::adopt(*fd) }?;
+            // Sockets we made ourselves carry our name; systemd's belong to the socket unit.
+            l.owns_path = name == "hostinfod" && matches!(l.addr, Addr::Unix(_));
+            if inherited.is_none() {
+                log::info!("socket activation: using {} (name {name:?})", l.addr);
+            }
+            listeners.push(l);
+        }
+        let activated = match &inherited {
+            Some(i) => i.activated,
+            None => !passed.is_empty(),
+        };
+        if !activated && inherited.is_none() {
+            for p in &cfg.listen.unix {
+                note_dir(p);
+            }
+            listeners = listen::bind_configured(&cfg, &[])?;
+        }
+        if listeners.is_empty() {
+            log::warn!("no listening address configured: serving nobody");
+        }
+
+        if let Some(t) = &target {
+            if inherited.is_none() {
+                let files =
+                    listeners
+                        .iter()
+                        .filter(|l| l.owns_path)
+                        .filter_map(|l| match &l.addr {
+                            Addr::Unix(p) => Some(p.clone()),
+                            Addr::Tcp(_) => None,
+                        });
+                for p in created_dirs
+                    .iter()
+                    .cloned()
+                    .chain(pidfile.iter().map(|p| p.path().to_path_buf()))
+                    .chain(files)
+                {
+                    privileges::chown(&p, t);
+                }
+                privileges::drop_to(t)?;
+                log::info!("running as user {} (uid {}, gid {})", t.name, t.uid, t.gid);
+            }
+        }
+
+        let generation = inherited.as_ref().map_or(0, |i| i.generation);
+        let mut children = Children::decode(
+            inherited.as_ref().map_or("", |i| i.children.as_str()),
+            cfg.limits.max_children as usize,
+        );
+        // SIGCHLDs that arrived while the exec ran were collapsed into at
+        // most one pending signal; reap now rather than wait for the next.
+        children.reap(log_exit);
+
+        let reload_ms = inherited
+            .as_ref()
+            .and_then(|i| i.hup_at_us)
+            .map(|t0| monotonic_us().saturating_sub(t0) as f64 / 1000.0);
+        let status = Status {
+            pid: std::process::id(),
+            generation,
+            reload_seq: inherited.as_ref().map_or(0, |i| i.reload_seq),
+            started: inherited
+                .as_ref()
+                .map_or_else(crate::status::now_unix, |i| i.started),
+            last_reload: if inherited.is_some() {
+                crate::status::now_unix()
+            } else {
+                0
+            },
+            result: if inherited.is_some() {
+                ReloadResult::Ok
+            } else {
+                ReloadResult::None
+            },
+            last_reload_ms: reload_ms,
+            listeners: listeners.iter().map(|l| l.addr.to_string()).collect(),
+        };
+        let status_path = cfg.status_file(&env);
+        let args: Vec<OsString> = std::env::args_os().collect();
+        let _ = readiness;
+        let mut server = Server {
+            hello_tcp: render_hello(&cfg, &hostname, b"\r\n"),
+            hello_unix: render_hello(&cfg, &hostname, b"\n"),
+            children,
+            cfg,
+            env,
+            opts,
+            exe,
+            args,
+            listeners,
+            activated,
+            signals,
+            notifier,
+            pidfile,
+            status_path,
+            status,
+            spare: open_spare(),
+            emfile_logged: false,
+            paused_until: None,
+            pollfds: Vec::with_capacity(8),
+            next_watchdog: None,
+        };
+        server.write_status();
+        for l in &server.listeners {
+            log::info!("listening on {}", l.addr);
+        }
+        match reload_ms {
+            Some(ms) => {
+                log::info!("reloaded (generation {generation}) in {ms:.1} ms");
+            }
+            None => log::info!(
+                "hostinfod {} started (pid {})",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id()
+            ),
+        }
+        server.notifier.ready(&server.status_line());
+        server.next_watchdog = server
+            .notifier
+            .watchdog_interval()
+            .map(|d| Instant::now() + d);
+        Ok(server)
+    }
+
+    fn status_line(&self) -> String {
+        format!(
+            "serving {} listener(s), generation {}, {} session(s)",
+            self.listeners.len(),
+            self.status.generation,
+            self.children.len()
+        )
+    }
+
+    fn write_status(&mut self) {
+        self.status.listeners = self.listeners.iter().map(|l| l.addr.to_string()).collect();
+        if let Err(e) = self.status.write(&self.status_path) {
+            log::warn!(
+                "cannot write status file {}: {e}",
+                self.status_path.display()
+            );
+        }
+    }
+
+    /// The poll loop. Returns when the daemon has stopped.
+    fn serve(&mut self) -> Result<()> {
+        loop {
+            let accepting = self.children.len() < self.cfg.limits.max_children as usize
+                && self.paused_until.is_none_or(|t| Instant::now() >= t);
+            if accepting {
+                self.paused_until = None;
+            }
+            self.pollfds.clear();
+            self.pollfds.push(libc::pollfd {
+                fd: self.signals.raw(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            if accepting {
+                for l in &self.listeners {
+                    self.pollfds.push(libc::pollfd {
+                        fd: l.raw(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+            }
+            let timeout = self.poll_timeout();
+            // SAFETY: pollfds is a valid, initialised array of its length.
+            let n = unsafe {
+                libc::poll(
+                    self.pollfds.as_mut_ptr(),
+                    self.pollfds.len() as libc::nfds_t,
+                    timeout,
+                )
+            };
+            if n < 0 {
+                if Errno::last() != Errno::EINTR {
+                    log::error!("poll: {}", Errno::last());
+                    std::thread::sleep(BACKOFF);
+                }
+                continue;
+            }
+            self.tick_watchdog();
+            if self.pollfds[0].revents != 0 {
+                let p = self.signals.drain();
+                if p.child {
+                    self.children.reap(log_exit);
+                }
+                if p.terminate {
+                    return self.shutdown();
+                }
+                if p.hangup {
+                    self.reload();
+                    // The listener set may have changed: rebuild the poll set.
+                    continue;
+                }
+            }
+            for i in 1..self.pollfds.len() {
+                if self.pollfds[i].revents != 0 {
+                    self.accept_on(i - 1);
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> i32 {
+        let now = Instant::now();
+        let mut deadline: Option<Instant> = self.next_watchdog;
+        if let Some(p) = self.paused_until {
+            deadline = Some(deadline.map_or(p, |d| d.min(p)));
+        }
+        match deadline {
+            None => -1,
+            Some(d) => d
+                .saturating_duration_since(now)
+                .as_millis()
+                .clamp(1, i32::MAX as u128) as i32,
+        }
+    }
+
+    fn tick_watchdog(&mut self) {
+        if let (Some(next), Some(every)) = (self.next_watchdog, self.notifier.watchdog_interval()) {
+            if Instant::now() >= next {
+                self.notifier.watchdog();
+                self.next_watchdog = Some(Instant::now() + every);
+            }
+        }
+    }
+
+    /// Accepts and forks for up to a batch of pending clients on listener `idx`.
+    fn accept_on(&mut self, idx: usize) {
+        let Some(listener) = self.listeners.get(idx) else {
+            return;
+        };
+        let lfd = listener.raw();
+        let tcp = listener.addr.is_tcp();
+        for _ in 0..ACCEPT_BATCH {
+            if self.children.len() >= self.cfg.limits.max_children as usize {
+                return;
+            }
+            let mut ss: libc::sockaddr_storage = unsafe_zeroed();
+            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: ss and len describe a writable sockaddr_storage; accept4
+            // returns a new fd that we take ownership of below.
+            let fd = unsafe {
+                libc::accept4(
+                    lfd,
+                    (&raw mut ss).cast(),
+                    &mut len,
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                match Errno::last() {
+                    Errno::EAGAIN => return,
+                    Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO => continue,
+                    Errno::EMFILE | Errno::ENFILE => {
+                        self.fd_exhausted(lfd, Errno::last());
+                        return;
+                    }
+                    e => {
+                        log::warn!("accept on {}: {e}", self.listeners[idx].addr);
+                        self.paused_until = Some(Instant::now() + BACKOFF);
+                        return;
+                    }
+                }
+            }
+            self.emfile_logged = false;
+            // SAFETY: accept4 just returned this fd and nothing else owns it.
+            let client = unsafe { OwnedFd::from_raw_fd(fd) };
+            let Some(peer) = peer_of(&ss, tcp, &client) else {
+                continue;
+            };
+            if self.children.count(&peer.source) >= self.cfg.limits.max_per_source {
+                log::info!("REFUSED: too many sessions from {}", peer.source);
+                let mut line =
+                    format!("Server busy: too many sessions from {}.", peer.source).into_bytes();
+                line.extend_from_slice(if tcp { b"\r\n" } else { b"\n" });
+                send_nonblocking(&client, &line);
+                continue;
+            }
+            self.spawn(client, idx, tcp, peer);
+        }
+    }
+
+    fn spawn(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) {
+        // SAFETY: the parent is single-threaded, so the child starts with a
+        // consistent heap and no lock held by a vanished thread.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => self.child(client, idx, tcp, peer),
+            Ok(ForkResult::Parent { child }) => {
+                self.children.insert(
+                    child.as_raw(),
+                    Child {
+                        source: peer.source,
+                        started_us: monotonic_us(),
+                    },
+                );
+                drop(client);
+            }
+            Err(e) => {
+                log::error!("fork for {}: {e}; backing off", peer.source);
+                let mut line = BUSY_RETRY.to_vec();
+                line.extend_from_slice(if tcp { b"\r\n" } else { b"\n" });
+                send_nonblocking(&client, &line);
+                self.paused_until = Some(Instant::now() + BACKOFF);
+            }
+        }
+    }
+
+    /// The child's whole life: close what belongs to the parent, serve, exit.
+    fn child(&self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) -> ! {
+        // The listeners, the pidfile lock, the spare fd and the notify socket
+        // are the parent's. Closing raw numbers (and never running their
+        // destructors) matters for the pidfile: dropping its Flock would
+        // unlock the description the parent shares.
+        let mut parent_fds: Vec<RawFd> = self.listeners.iter().map(Listener::raw).collect();
+        parent_fds.extend(self.pidfile.as_ref().map(Pidfile::raw));
+        parent_fds.extend(self.spare.as_ref().map(AsRawFd::as_raw_fd));
+        parent_fds.extend(self.notifier.raw());
+        for fd in parent_fds {
+            // SAFETY: closing the child's copies of the parent's fds; the
+            // owning objects are never used or dropped in this process.
+            unsafe { libc::close(fd) };
+        }
+        if log::log_enabled!(log::Level::Info) {
+            let via = self.listeners.get(idx).map(|l| l.addr.to_string());
+            log::info!(
+                "START: {} pid={}{} via {}",
+                peer,
+                std::process::id(),
+                peer.cred_suffix(),
+                via.unwrap_or_default()
+            );
+        }
+        let ctx = session::Context {
+            cfg: &self.cfg,
+            hello_tcp: &self.hello_tcp,
+            hello_unix: &self.hello_unix,
+        };
+        let end = session::serve(&client, tcp, &ctx, &self.signals);
+        drop(client);
+        // _exit: no destructors, no atexit handlers, no stdio flush of
+        // buffers that are the parent's.
+        crate::daemon::exit_now(end.exit_code())
+    }
+
+    fn fd_exhausted(&mut self, lfd: RawFd, e: Errno) {
+        if !self.emfile_logged {
+            log::warn!("accept: {e}; shedding pending connections until fds free up");
+            self.emfile_logged = true;
+        }
+        // Give up the spare fd to accept one pending connection and close it,
+        // so the listener does not stay readable forever; then back off.
+        self.spare = None;
+        // SAFETY: accept4 with null address; the fd, if any, is closed at once.
+        let fd = unsafe {
+            libc::accept4(
+                lfd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: we own the fd just accepted.
+            unsafe { libc::close(fd) };
+        }
+        self.spare = open_spare();
+        self.paused_until = Some(Instant::now() + BACKOFF);
+    }
+
+    /// SIGHUP: validate, then re-execute in place; or keep running and say why not.
+    fn reload(&mut self) {
+        let hup_at = monotonic_us();
+        self.status.reload_seq += 1;
+        self.status.last_reload = crate::status::now_unix();
+        log::info!("SIGHUP: reloading configuration");
+        match self.prepare_reload(hup_at) {
+            Ok(()) => {} // execve returned: prepare_reload only returns on failure
+            Err(reason) => {
+                log::error!(
+                    "reload rejected, still serving generation {}: {reason}",
+                    self.status.generation
+                );
+                self.status.result = ReloadResult::Rejected(reason.clone());
+                self.write_status();
+                self.notifier.send(&format!(
+                    "READY=1\nSTATUS=reload rejected: {}",
+                    reason.replace('\n', " ")
+                ));
+            }
+        }
+    }
+
+    /// Returns Err with the reason when the reload cannot happen. On success
+    /// it does not return: the process is the next image.
+    fn prepare_reload(&mut self, hup_at: u64) -> std::result::Result<(), String> {
+        let new =
+            Config::load(self.opts.config.as_deref(), &self.env).map_err(|e| e.to_string())?;
+        // The next image's listeners: kept ones (same address) and new ones,
+        // bound now, so that an address that cannot be bound rejects the
+        // reload while this image still serves.
+        let mut handed: Vec<(RawFd, String)> = Vec::new();
+        let mut fresh: Vec<Listener> = Vec::new();
+        let mut dropped: Vec<usize> = Vec::new();
+        if self.activated {
+            handed = self
+                .listeners
+                .iter()
+                .map(|l| {
+                    (
+                        l.raw(),
+                        if l.owns_path {
+                            "hostinfod"
+                        } else {
+                            "activated"
+                        }
+                        .to_string(),
+                    )
+                })
+                .collect();
+        } else {
+            let want = listen::configured(&new);
+            for (i, l) in self.listeners.iter().enumerate() {
+                if want.contains(&l.addr) {
+                    // Apply a changed backlog or mode to the kept socket.
+                    // SAFETY: listen(2) on a socket we own.
+                    unsafe {
+                        libc::listen(l.raw(), new.listen.backlog.min(i32::MAX as u32) as i32)
+                    };
+                    if let Addr::Unix(p) = &l.addr {
+                        use std::os::unix::fs::PermissionsExt as _;
+                        let _ = std::fs::set_permissions(
+                            p,
+                            std::fs::Permissions::from_mode(new.unix_mode()),
+                        );
+                    }
+                } else {
+                    dropped.push(i);
+                }
+            }
+            let have: Vec<Addr> = self.listeners.iter().map(|l| l.addr.clone()).collect();
+            fresh = listen::bind_configured(&new, &have).map_err(|e| e.to_string())?;
+            for a in &want {
+                if let Some(l) = self
+                    .listeners
+                    .iter()
+                    .chain(fresh.iter())
+                    .find(|l| &l.addr == a)
+                {
+                    let name = if l.owns_path { "hostinfod" } else { "tcp" };
+                    handed.push((l.raw(), name.to_string()));
+                }
+            }
+        }
+        self.notifier.reloading();
+        let h = reload::Handover {
+            exe: &self.exe,
+            args: &self.args,
+            listeners: handed,
+            pidfile_fd: self.pidfile.as_ref().map(Pidfile::raw),
+            generation: self.status.generation + 1,
+            reload_seq: self.status.reload_seq,
+            started: self.status.started,
+            children: self.children.encode(),
+            activated: self.activated,
+            hup_at_us: hup_at,
+            defaults_uid: self.env.euid,
+        };
+        // Socket files of removed Unix listeners go before the exec; the
+        // sockets themselves close on exec.
+        for &i in &dropped {
+            if let Some(Listener {
+                addr: Addr::Unix(p),
+                owns_path: true,
+                ..
+            }) = self.listeners.get(i)
+            {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        let err = reload::exec(&h);
+        // Still here: the exec failed. Put the removed socket files back by
+        // keeping the old set; drop the freshly bound ones.
+        for &i in &dropped {
+            if let Some(Listener {
+                addr: Addr::Unix(p),
+                owns_path: true,
+                ..
+            }) = self.listeners.get(i)
+            {
+                log::warn!(
+                    "socket file {} was removed for the reload; restart to restore it",
+                    p.display()
+                );
+            }
+        }
+        drop(fresh);
+        Err(format!("cannot execute {}: {err}", self.exe.display()))
+    }
+
+    /// SIGTERM/SIGINT: stop accepting, tell the children, wait, exit.
+    fn shutdown(&mut self) -> Result<()> {
+        log::info!("stopping: {} session(s) to end", self.children.len());
+        self.notifier.stopping();
+        for l in self.listeners.drain(..) {
+            if let (Addr::Unix(p), true) = (&l.addr, l.owns_path) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        let _ = std::fs::remove_file(&self.status_path);
+        if let Some(p) = self.pidfile.take() {
+            p.remove();
+        }
+        for pid in self.children.pids().collect::<Vec<_>>() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(self.cfg.limits.shutdown_grace_secs);
+        while !self.children.is_empty() {
+            self.children.reap(log_exit);
+            if self.children.is_empty() {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                for pid in self.children.pids().collect::<Vec<_>>() {
+                    log::warn!("pid {pid} still running after the grace period: SIGKILL");
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+                // Bounded: SIGKILL cannot be caught, so each waitpid returns.
+                for pid in self.children.pids().collect::<Vec<_>>() {
+                    let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+                    self.children.remove(pid);
+                }
+                break;
+            }
+            let mut pfd = [libc::pollfd {
+                fd: self.signals.raw(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // SAFETY: a valid array of one pollfd.
+            unsafe { libc::poll(pfd.as_mut_ptr(), 1, left.as_millis().clamp(1, 1000) as i32) };
+            let _ = self.signals.drain();
+        }
+        log::info!("stopped");
+        Ok(())
+    }
+}
+
+fn log_exit(pid: i32, child: Option<Child>, how: Ended) {
+    if !log::log_enabled!(log::Level::Info) {
+        return;
+    }
+    match child {
+        Some(c) => {
+            let ms = monotonic_us().saturating_sub(c.started_us) as f64 / 1000.0;
+            log::info!("EXIT: pid={pid} {how} duration={ms:.1}ms from {}", c.source);
+        }
+        None => log::info!("EXIT: pid={pid} {how} (not a session)"),
+    }
+}
+
+/// Who is on the other end of an accepted connection.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    source: Source,
+    port: u16,
+    /// For Unix peers, SO_PEERCRED's pid.
+    pid: Option<i32>,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.source {
+            Source::Ip(ip) => write!(f, "{}", SocketAddr::new(ip, self.port)),
+            Source::Uid(uid) => write!(f, "unix peer uid={uid}"),
+        }
+    }
+}
+
+impl Peer {
+    fn cred_suffix(&self) -> String {
+        self.pid
+            .map(|p| format!(" peer_pid={p}"))
+            .unwrap_or_default()
+    }
+}
+
+fn unsafe_zeroed() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+fn peer_of(ss: &libc::sockaddr_storage, tcp: bool, client: &OwnedFd) -> Option<Peer> {
+    if !tcp {
+        let cred = nix::sys::socket::getsockopt(client, nix::sys::socket::sockopt::PeerCredentials)
+            .ok()?;
+        return Some(Peer {
+            source: Source::Uid(cred.uid()),
+            port: 0,
+            pid: Some(cred.pid()),
+        });
+    }
+    match ss.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let sin: &libc::sockaddr_in = unsafe { &*(ss as *const libc::sockaddr_storage).cast() };
+            let ip = IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes());
+            Some(Peer {
+                source: Source::Ip(ip),
+                port: u16::from_be(sin.sin_port),
+                pid: None,
+            })
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let sin6: &libc::sockaddr_in6 =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast() };
+            let ip = IpAddr::from(sin6.sin6_addr.s6_addr).to_canonical();
+            Some(Peer {
+                source: Source::Ip(ip),
+                port: u16::from_be(sin6.sin6_port),
+                pid: None,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// One non-blocking write; whatever does not fit is dropped (the client is
+/// being turned away and must not be able to stall the parent).
+fn send_nonblocking(fd: &OwnedFd, bytes: &[u8]) {
+    // SAFETY: a valid buffer of the given length; MSG_DONTWAIT never blocks,
+    // MSG_NOSIGNAL avoids SIGPIPE for a peer that already left.
+    unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+}

@@ -1,0 +1,230 @@
+//! One client's session, run in the forked child.
+//!
+//! The child owns one connected socket (non-blocking) and the signalfd it
+//! inherited, on which it hears the SIGTERM its parent sends at shutdown. It
+//! polls both with a timeout that is the nearer of two deadlines: the idle
+//! deadline (`idle_timeout_secs` after the last input) and the session
+//! deadline (`session_timeout_secs` after the start). Output waits for the
+//! client under the same deadlines, so a client that stops reading cannot
+//! hold a child forever either. Input goes through the [`Framer`], each line
+//! through [`protocol`], and the replies to everything one read brought are
+//! written with a single write.
+
+use std::ops::ControlFlow;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use crate::config::Config;
+use crate::framing::{Event, Framer};
+use crate::protocol::{self, Outcome};
+use crate::signals::Signals;
+
+/// What the session needs from the parent, prepared once before any fork.
+#[derive(Debug)]
+pub struct Context<'a> {
+    /// The configuration in force.
+    pub cfg: &'a Config,
+    /// Greeting line, CRLF, prompt: the first bytes of a TCP session.
+    pub hello_tcp: &'a [u8],
+    /// Greeting line, LF, prompt: the first bytes of a Unix session.
+    pub hello_unix: &'a [u8],
+}
+
+/// How a session ended, for the log and the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// `quit`, or EOF from the client.
+    Normal,
+    /// Idle or session timeout.
+    Timeout,
+    /// The input line was too long.
+    LineTooLong,
+    /// The daemon is stopping.
+    Shutdown,
+    /// The client went away or the socket failed.
+    Gone,
+}
+
+impl End {
+    /// The child's exit status: 0 for a normal end, distinct codes otherwise
+    /// so the parent's EXIT record says why without another channel.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            End::Normal => 0,
+            End::Gone => 1,
+            End::Timeout => 2,
+            End::LineTooLong => 3,
+            End::Shutdown => 4,
+        }
+    }
+}
+
+struct Io<'s> {
+    fd: RawFd,
+    signals: &'s Signals,
+    started: Instant,
+    session_deadline: Instant,
+    idle: Duration,
+}
+
+enum Wait {
+    Ready,
+    Timeout,
+    Terminate,
+    Failed,
+}
+
+impl Io<'_> {
+    /// Waits until `events` are ready on the socket, a deadline passes, or a
+    /// terminating signal arrives.
+    fn wait(&self, events: i16, deadline: Instant) -> Wait {
+        loop {
+            let now = Instant::now();
+            let deadline = deadline.min(self.session_deadline);
+            if now >= deadline {
+                return Wait::Timeout;
+            }
+            let ms = (deadline - now).as_millis().min(i32::MAX as u128) as i32;
+            let mut fds = [
+                nix::libc::pollfd {
+                    fd: self.fd,
+                    events,
+                    revents: 0,
+                },
+                nix::libc::pollfd {
+                    fd: self.signals.raw(),
+                    events: nix::libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: fds is a valid array of two pollfd for the whole call.
+            let r = unsafe { nix::libc::poll(fds.as_mut_ptr(), 2, ms.max(1)) };
+            if r < 0 {
+                if Errno::last() == Errno::EINTR {
+                    continue;
+                }
+                return Wait::Failed;
+            }
+            if fds[1].revents != 0 && self.signals.drain().terminate {
+                return Wait::Terminate;
+            }
+            if fds[0].revents != 0 {
+                return Wait::Ready;
+            }
+        }
+    }
+
+    /// Writes all of `buf` before the deadlines. Returns false if the client
+    /// is gone, too slow, or the daemon is stopping.
+    fn write_all(&self, mut buf: &[u8]) -> Result<(), End> {
+        let deadline = Instant::now() + self.idle;
+        while !buf.is_empty() {
+            // SAFETY: buf is a valid slice for the length given.
+            let n = unsafe { nix::libc::write(self.fd, buf.as_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                buf = &buf[n as usize..];
+                continue;
+            }
+            match Errno::last() {
+                Errno::EINTR => {}
+                Errno::EAGAIN => match self.wait(nix::libc::POLLOUT, deadline) {
+                    Wait::Ready => {}
+                    Wait::Timeout => return Err(End::Timeout),
+                    Wait::Terminate => return Err(End::Shutdown),
+                    Wait::Failed => return Err(End::Gone),
+                },
+                _ => return Err(End::Gone),
+            }
+        }
+        Ok(())
+    }
+
+    /// Best effort: one last line before closing.
+    fn farewell(&self, line: &[u8], eol: &[u8]) {
+        let mut v = Vec::with_capacity(line.len() + 2);
+        crate::text::push_line(&mut v, line, eol);
+        let _ = self.write_all(&v);
+    }
+}
+
+/// Serves one client until it quits, leaves, times out or the daemon stops.
+pub fn serve(sock: &OwnedFd, tcp: bool, ctx: &Context<'_>, signals: &Signals) -> End {
+    let cfg = ctx.cfg;
+    let started = Instant::now();
+    let io = Io {
+        fd: sock.as_raw_fd(),
+        signals,
+        started,
+        session_deadline: started + Duration::from_secs(cfg.limits.session_timeout_secs),
+        idle: Duration::from_secs(cfg.limits.idle_timeout_secs),
+    };
+    let eol: &[u8] = if tcp { b"\r\n" } else { b"\n" };
+    let prompt = cfg.protocol.prompt.as_bytes();
+    if let Err(end) = io.write_all(if tcp { ctx.hello_tcp } else { ctx.hello_unix }) {
+        return end;
+    }
+    let max_line = cfg.limits.max_line_bytes as usize;
+    let mut framer = Framer::new(max_line);
+    let mut out = Vec::with_capacity(512);
+    let mut buf = [0u8; 4096];
+    let mut idle_deadline = started + io.idle;
+    loop {
+        match io.wait(nix::libc::POLLIN, idle_deadline) {
+            Wait::Ready => {}
+            Wait::Timeout => {
+                io.farewell(protocol::TIMEOUT, eol);
+                return End::Timeout;
+            }
+            Wait::Terminate => {
+                io.farewell(protocol::SHUTTING_DOWN, eol);
+                return End::Shutdown;
+            }
+            Wait::Failed => return End::Gone,
+        }
+        // SAFETY: buf is a valid, writable buffer of the length given.
+        let n = unsafe { nix::libc::read(io.fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let n = match n {
+            0 => return End::Normal, // EOF: the client is done
+            n if n > 0 => n as usize,
+            _ if matches!(Errno::last(), Errno::EINTR | Errno::EAGAIN) => continue,
+            _ => return End::Gone,
+        };
+        idle_deadline = Instant::now() + io.idle;
+        let flow = framer.feed(&buf[..n], |event| match event {
+            Event::Line(line) => {
+                match protocol::respond(protocol::parse(line), &cfg.commands, eol, &mut out) {
+                    Outcome::Continue => {
+                        out.extend_from_slice(prompt);
+                        ControlFlow::Continue(())
+                    }
+                    Outcome::Close => ControlFlow::Break(End::Normal),
+                }
+            }
+            Event::TooLong => {
+                use std::io::Write as _;
+                let _ = write!(out, "Error: line too long (max {max_line} bytes).");
+                out.extend_from_slice(eol);
+                ControlFlow::Break(End::LineTooLong)
+            }
+        });
+        if !out.is_empty() {
+            if let Err(end) = io.write_all(&out) {
+                return end;
+            }
+            out.clear();
+        }
+        if let ControlFlow::Break(end) = flow {
+            return end;
+        }
+    }
+}
+
+impl Io<'_> {
+    /// How long the session has run (for logs).
+    #[allow(dead_code)]
+    fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+}

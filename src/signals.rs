@@ -1,0 +1,120 @@
+//! Signals, delivered as data: a signalfd read in the parent's poll loop.
+//!
+//! The parent blocks SIGCHLD, SIGHUP, SIGTERM and SIGINT and reads them from a
+//! signalfd instead of running handlers, so no code ever runs in signal
+//! context (nothing to keep async-signal-safe) and none can be lost between a
+//! check and a wait. SIGPIPE is ignored: a client that went away shows up as
+//! EPIPE from write, a normal end of session.
+//!
+//! Three facts about this mechanism shape the rest of the daemon:
+//! - A forked child inherits the signalfd and the mask, and a read from the
+//!   inherited signalfd returns the signals sent to the *child*; the session
+//!   polls it beside its socket to hear SIGTERM without any handler.
+//! - The mask survives execve, and so do pending signals. The reload keeps the
+//!   four signals blocked across its exec on purpose: a SIGHUP that arrives
+//!   while the new image starts stays pending (it is not lost, and it does
+//!   not kill the process with the default action) and is read from the new
+//!   image's signalfd. [`install`] sets the mask explicitly, so every image
+//!   starts from the same state whatever it inherited.
+//! - Dispositions set to "ignore" survive exec too; handlers do not. We set
+//!   no handlers, so there is nothing to reset before the exec.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::error::{Error, Result};
+
+/// The signals the daemon handles through its signalfd.
+pub fn handled() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// What arrived, collapsed: the poll loop acts on flags, not on a queue.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// SIGCHLD: reap.
+    pub child: bool,
+    /// SIGHUP: reload.
+    pub hangup: bool,
+    /// SIGTERM or SIGINT: stop.
+    pub terminate: bool,
+}
+
+/// The parent's signal source.
+#[derive(Debug)]
+pub struct Signals {
+    fd: SignalFd,
+}
+
+impl Signals {
+    /// Ignores SIGPIPE, blocks the handled signals and opens the signalfd
+    /// (non-blocking, close-on-exec).
+    pub fn install() -> Result<Self> {
+        ignore_sigpipe()?;
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled()), None)
+            .map_err(|e| Error::sys("sigprocmask", e))?;
+        let fd = SignalFd::with_flags(&handled(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| Error::sys("signalfd", e))?;
+        Ok(Signals { fd })
+    }
+
+    /// Reads every queued signal and returns what is pending.
+    pub fn drain(&self) -> Pending {
+        let mut p = Pending::default();
+        // Each read returns one signal; standard signals do not queue, so
+        // this loop ends after at most a handful of reads.
+        while let Ok(Some(info)) = self.fd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) => p.child = true,
+                Ok(Signal::SIGHUP) => p.hangup = true,
+                Ok(Signal::SIGTERM | Signal::SIGINT) => p.terminate = true,
+                _ => {}
+            }
+        }
+        p
+    }
+
+    /// The raw fd, for poll.
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for Signals {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// SIG_IGN for SIGPIPE. Survives fork and exec, which is what we want.
+pub fn ignore_sigpipe() -> Result<()> {
+    // SAFETY: installing SIG_IGN runs no code in signal context.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) }
+        .map(drop)
+        .map_err(|e| Error::sys("signal SIGPIPE", e))
+}
+
+/// Resets every catchable signal to its default action and clears the mask:
+/// the first step of daemon(7), so nothing inherited from the launching shell
+/// (an ignored SIGTERM, a blocked SIGHUP) changes how the daemon behaves.
+pub fn reset_all() {
+    for s in Signal::iterator() {
+        if matches!(s, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: SIG_DFL runs no code of ours in signal context.
+        let _ = unsafe { nix::sys::signal::signal(s, SigHandler::SigDfl) };
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}

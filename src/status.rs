@@ -1,0 +1,142 @@
+//! The status file: what the daemon is and how its last reload went.
+//!
+//! Kept beside the pidfile (`hostinfod.status`), written atomically (a
+//! temporary file renamed over the old one) at start, after every reload and
+//! after every rejected reload. `-s status` prints it; `-s reload` watches it
+//! to learn whether the reload it asked for took effect or why not. The
+//! format is `key=value` lines; values never contain a newline.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+/// How the last reload went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// No reload yet.
+    None,
+    /// The new generation serves.
+    Ok,
+    /// The configuration was refused; the old one still serves.
+    Rejected(String),
+}
+
+/// The daemon's state as published in the status file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    /// The daemon's pid.
+    pub pid: u32,
+    /// Successful reloads so far (0 for the first image).
+    pub generation: u64,
+    /// SIGHUPs acted upon so far, successful or not.
+    pub reload_seq: u64,
+    /// Unix time of the first start.
+    pub started: i64,
+    /// Unix time of the last reload attempt (0: none).
+    pub last_reload: i64,
+    /// Result of the last reload attempt.
+    pub result: ReloadResult,
+    /// Milliseconds from SIGHUP to serving, for the last successful reload.
+    pub last_reload_ms: Option<f64>,
+    /// The addresses served.
+    pub listeners: Vec<String>,
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+impl Status {
+    /// The file's text.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "pid={}", self.pid);
+        let _ = writeln!(s, "generation={}", self.generation);
+        let _ = writeln!(s, "reload_seq={}", self.reload_seq);
+        let _ = writeln!(s, "started={}", self.started);
+        let _ = writeln!(s, "started_at={}", human_time(self.started));
+        let _ = writeln!(s, "last_reload={}", self.last_reload);
+        if self.last_reload > 0 {
+            let _ = writeln!(s, "last_reload_at={}", human_time(self.last_reload));
+        }
+        let (result, error) = match &self.result {
+            ReloadResult::None => ("none", None),
+            ReloadResult::Ok => ("ok", None),
+            ReloadResult::Rejected(e) => ("rejected", Some(e)),
+        };
+        let _ = writeln!(s, "last_reload_result={result}");
+        if let Some(e) = error {
+            let _ = writeln!(s, "last_reload_error={}", one_line(e));
+        }
+        if let Some(ms) = self.last_reload_ms {
+            let _ = writeln!(s, "last_reload_ms={ms:.3}");
+        }
+        let _ = writeln!(s, "listeners={}", self.listeners.join(", "));
+        s
+    }
+
+    /// Writes the file atomically.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("status.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(self.render().as_bytes())?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// The file as a map, for the control commands.
+pub fn read(path: &Path) -> Option<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// Unix time now.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn human_time(t: i64) -> String {
+    use chrono::TimeZone as _;
+    chrono::Local
+        .timestamp_opt(t, 0)
+        .single()
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S %z").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_and_read_back() {
+        let st = Status {
+            pid: 42,
+            generation: 3,
+            reload_seq: 5,
+            started: 1_700_000_000,
+            last_reload: 1_700_000_100,
+            result: ReloadResult::Rejected("/x.toml:2:1: bad\nthing".into()),
+            last_reload_ms: None,
+            listeners: vec!["tcp 127.0.0.1:2345".into(), "unix /tmp/s".into()],
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("h.status");
+        st.write(&p).expect("write");
+        let m = read(&p).expect("read");
+        assert_eq!(m["generation"], "3");
+        assert_eq!(m["last_reload_result"], "rejected");
+        assert_eq!(m["last_reload_error"], "/x.toml:2:1: bad thing");
+        assert_eq!(m["listeners"], "tcp 127.0.0.1:2345, unix /tmp/s");
+    }
+}

@@ -1,0 +1,97 @@
+//! Making text safe to send: file contents become clean lines.
+//!
+//! A motd, a fortune cookie or a utmp field is written by someone else and may
+//! hold escape sequences that would act on the client's terminal (clear the
+//! screen, retitle the window, set the answer-back). Everything read from a
+//! file passes through [`push_text`] or [`push_clean`], which keep TAB, turn
+//! every line end (LF, CRLF, CR) into the session's own line end, replace
+//! invalid UTF-8 with U+FFFD (so a lone 0x9B cannot act as a C1 CSI on a
+//! Latin-1 terminal) and drop every other control character, C0, DEL and C1.
+
+/// Appends `text` as lines, each ended with `eol`. A last line without a line
+/// end still gets one; empty input appends nothing.
+pub fn push_text(out: &mut Vec<u8>, text: &[u8], eol: &[u8]) {
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+            .unwrap_or(rest.len());
+        push_clean(out, &rest[..end]);
+        out.extend_from_slice(eol);
+        let mut skip = end;
+        if rest.get(end) == Some(&b'\r') && rest.get(end + 1) == Some(&b'\n') {
+            skip += 2;
+        } else if end < rest.len() {
+            skip += 1;
+        }
+        rest = &rest[skip..];
+    }
+}
+
+/// Appends `bytes` with control characters removed and invalid UTF-8
+/// replaced; no line end is added. TAB is kept.
+pub fn push_clean(out: &mut Vec<u8>, bytes: &[u8]) {
+    // The common case, plain printable ASCII, is copied as is.
+    if bytes
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t')
+    {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let mut buf = [0u8; 4];
+    for c in String::from_utf8_lossy(bytes).chars() {
+        if c == '\t' || !c.is_control() {
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+}
+
+/// Appends one line of trusted text (our own words) and `eol`.
+pub fn push_line(out: &mut Vec<u8>, line: &[u8], eol: &[u8]) {
+    out.extend_from_slice(line);
+    out.extend_from_slice(eol);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(t: &[u8], eol: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        push_text(&mut out, t, eol);
+        out
+    }
+
+    #[test]
+    fn line_ends_are_normalised() {
+        assert_eq!(text(b"a\nb\r\nc\rd", b"\r\n"), b"a\r\nb\r\nc\r\nd\r\n");
+        assert_eq!(text(b"a\r\n", b"\n"), b"a\n");
+        assert_eq!(text(b"\n\n", b"\n"), b"\n\n");
+        assert_eq!(text(b"", b"\n"), b"");
+    }
+
+    #[test]
+    fn escapes_are_removed_tab_kept() {
+        assert_eq!(
+            text(b"\x1b[2J\x1b]0;owned\x07hi\tthere\x7f\0\n", b"\n"),
+            b"[2J]0;ownedhi\tthere\n"
+        );
+    }
+
+    #[test]
+    fn c1_and_invalid_utf8_are_neutralised() {
+        // U+009B (CSI) encoded as UTF-8 is dropped; a raw 0x9B byte becomes U+FFFD.
+        let out = text(b"a\xc2\x9bb\x9bc\n", b"\n");
+        assert_eq!(out, "ab\u{fffd}c\n".as_bytes());
+    }
+
+    #[test]
+    fn utf8_text_survives() {
+        assert_eq!(
+            text("héllo wörld ☃\n".as_bytes(), b"\n"),
+            "héllo wörld ☃\n".as_bytes()
+        );
+    }
+}
