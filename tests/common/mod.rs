@@ -1,0 +1,377 @@
+//! Shared test harness: run the real binary on free loopback ports and temp
+//! Unix paths, talk to it, and clean up by PID.
+//!
+//! A [`Daemon`] is started in the foreground (`-f`) as a child of the test, so
+//! the test runner itself is never daemonized; dropping it sends SIGTERM, then
+//! SIGKILL after a bounded wait, to that PID only. Every read has a timeout.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_hostinfod");
+/// Default per-read timeout in tests.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// The prompt of the default configuration.
+pub const PROMPT: &str = "Command? ";
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A temporary directory with a config file for one daemon.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub sock: PathBuf,
+    pub pid_file: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Setup {
+    /// A config listening on a free TCP port and a Unix socket in a temp dir,
+    /// with `extra` appended (extra sections, e.g. `[limits]`).
+    pub fn new(extra: &str) -> Setup {
+        let dir = tempfile::Builder::new()
+            .prefix("hid")
+            .tempdir()
+            .expect("tempdir");
+        let port = free_port();
+        let sock = dir.path().join("h.sock");
+        let pid_file = dir.path().join("h.pid");
+        let config = dir.path().join("hostinfod.toml");
+        let s = Setup {
+            dir,
+            port,
+            sock,
+            pid_file,
+            config,
+        };
+        s.write_config(extra);
+        s
+    }
+
+    /// The `[listen]` and `[daemon]` sections every test config starts with.
+    pub fn base(&self) -> String {
+        format!(
+            "[listen]\ntcp = [\"127.0.0.1:{}\"]\nunix = [{:?}]\n\n[daemon]\npid_file = {:?}\n\n",
+            self.port, self.sock, self.pid_file
+        )
+    }
+
+    /// Rewrites the config file with the base sections plus `extra`.
+    pub fn write_config(&self, extra: &str) {
+        std::fs::write(&self.config, format!("{}{extra}", self.base())).expect("write config");
+    }
+
+    /// Writes the config file verbatim.
+    pub fn write_raw(&self, text: &str) {
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    /// A path inside the temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts `hostinfod -f -c CONFIG` and waits until it accepts on TCP.
+    pub fn start(&self) -> Daemon {
+        self.start_with(&[], &[])
+    }
+
+    /// Same, with extra args and environment.
+    pub fn start_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Daemon {
+        let log = self.path("stderr.log");
+        let err = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("-f")
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn hostinfod");
+        let mut d = Daemon {
+            child: Some(child),
+            log,
+            port: self.port,
+            sock: self.sock.clone(),
+        };
+        d.wait_ready();
+        d
+    }
+
+    /// Runs the binary with `args` (and `-c CONFIG`), returning status,
+    /// stdout and stderr.
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(BIN)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hostinfod");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// A running daemon, a child of the test.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+    pub port: u16,
+    pub sock: PathBuf,
+}
+
+impl Daemon {
+    /// The daemon's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("hostinfod exited at start ({st}): {}", self.log_text());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("hostinfod did not listen within 20 s: {}", self.log_text());
+    }
+
+    /// What the daemon wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` (bounded).
+    pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("kill");
+    }
+
+    /// Waits for the daemon to exit (bounded) and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = child.try_wait() {
+                self.child = None;
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// A TCP client.
+    pub fn tcp(&self) -> Client<TcpStream> {
+        Client::new(TcpStream::connect(("127.0.0.1", self.port)).expect("connect tcp"))
+    }
+
+    /// A Unix-socket client.
+    pub fn unix(&self) -> Client<UnixStream> {
+        Client::new(UnixStream::connect(&self.sock).expect("connect unix"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Sockets we can talk through with timeouts.
+pub trait Stream: Read + Write {
+    fn set_timeout(&self, t: Option<Duration>);
+}
+
+impl Stream for TcpStream {
+    fn set_timeout(&self, t: Option<Duration>) {
+        self.set_read_timeout(t).expect("timeout");
+    }
+}
+
+impl Stream for UnixStream {
+    fn set_timeout(&self, t: Option<Duration>) {
+        self.set_read_timeout(t).expect("timeout");
+    }
+}
+
+/// A line-protocol client.
+pub struct Client<S: Stream> {
+    pub s: S,
+    buf: Vec<u8>,
+}
+
+impl<S: Stream> Client<S> {
+    pub fn new(s: S) -> Self {
+        s.set_timeout(Some(IO_TIMEOUT));
+        Client { s, buf: Vec::new() }
+    }
+
+    /// Reads until `needle` has been received; returns everything up to and
+    /// including it. Panics on EOF or timeout.
+    pub fn read_until(&mut self, needle: &[u8]) -> Vec<u8> {
+        loop {
+            if let Some(i) = find(&self.buf, needle) {
+                let rest = self.buf.split_off(i + needle.len());
+                return std::mem::replace(&mut self.buf, rest);
+            }
+            let mut chunk = [0u8; 4096];
+            match self.s.read(&mut chunk) {
+                Ok(0) => panic!(
+                    "EOF while waiting for {:?}; got {:?}",
+                    String::from_utf8_lossy(needle),
+                    String::from_utf8_lossy(&self.buf)
+                ),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!(
+                    "read error {e} while waiting for {:?}; got {:?}",
+                    String::from_utf8_lossy(needle),
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
+    }
+
+    /// Reads the greeting and first prompt; returns the greeting text.
+    pub fn greeting(&mut self) -> String {
+        let g = self.read_until(PROMPT.as_bytes());
+        String::from_utf8_lossy(&g).into_owned()
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).expect("write");
+    }
+
+    /// Sends `line` + LF and returns the reply up to the next prompt (without it).
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\n").as_bytes());
+        let r = self.read_until(PROMPT.as_bytes());
+        String::from_utf8_lossy(&r[..r.len() - PROMPT.len()]).into_owned()
+    }
+
+    /// Reads everything until EOF (bounded by the read timeout).
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buf);
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.s.read(&mut chunk) {
+                Ok(0) => return out,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+                Err(e) => panic!("read error {e}; got {:?}", String::from_utf8_lossy(&out)),
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One whole session: greeting, `cmd`, quit; returns the reply to `cmd`.
+pub fn one_shot_tcp(port: u16, cmd: &str) -> String {
+    let mut c = Client::new(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    c.greeting();
+    let r = c.cmd(cmd);
+    c.send(b"quit\n");
+    c.read_to_end();
+    r
+}
+
+/// Number of open fds of `pid`.
+pub fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Children of `pid` that are zombies.
+pub fn zombies_of(pid: i32) -> Vec<i32> {
+    children_of(pid)
+        .into_iter()
+        .filter(|c| proc_state(*c) == Some('Z'))
+        .collect()
+}
+
+/// Children of `pid` (from /proc/PID/task/PID/children).
+pub fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// The one-letter state of a process.
+pub fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Polls `f` until it returns true or `within` passes.
+pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+/// True if `path` exists.
+pub fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
