@@ -234,9 +234,7 @@ fn fortune_with_real_strfile_when_installed() {
 
 #[test]
 fn builtin_cookie_when_no_fortunes() {
-    let s = Setup::new(&format!(
-        "[commands]\nfortune_paths = [\"/nonexistent/fortunes\"]\n"
-    ));
+    let s = Setup::new("[commands]\nfortune_paths = [\"/nonexistent/fortunes\"]\n");
     let d = s.start();
     let r = one_shot_tcp(d.port, "cookie");
     assert!(r.ends_with("\r\n") && r.len() > 10, "{r:?}");
