@@ -457,12 +457,13 @@ if [[ -n $HPID ]]; then
 		line=$(cat "$TMP/rul.out")
 		RUL_BAD=$(($(kvn "$line" refused) + $(kvn "$line" busy) + $(kvn "$line" failed) + $(kvn "$line" bad)))
 		[[ -n $line ]] || RUL_BAD=""
-		last_ok=no
+		last_ok=no same_pid=no
+		alive "$HPID" && same_pid=yes
 		alive "$HPID" && "$BENCH" probe $T_H --expect "load reload $RUL_SENT." --max-wait 3 >/dev/null 2>&1 && last_ok=yes
 		say "- $RUL_SENT reloads in $(awk -v a="${t0/,/.}" -v b="${t1/,/.}" 'BEGIN{printf "%.1f", b-a}') s (spaced 20–50 ms, config changed each time) under load (tcp, c=8, ${dur} s):" \
 			"$(kv "$line" sessions) sessions at $(kv "$line" rate)/s, p99 $(ms "$(kv "$line" p99_us)") ms, max $(ms "$(kv "$line" max_us)") ms;" \
 			"**refused $(($(kvn "$line" refused) + $(kvn "$line" busy))), failed $(kv "$line" failed), bad $(kv "$line" bad)**;" \
-			"same pid still serving: $(alive "$HPID" && echo yes || echo no); last config served: $last_ok"
+			"same pid still serving: $same_pid; last config served: $last_ok"
 		fe=$(kv "$line" first_error)
 		[[ -n $fe && $fe != '""' ]] && say "- first error under reload: $fe"
 	fi
