@@ -14,7 +14,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -22,11 +22,16 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Error, Result};
 
-/// A held pidfile.
+/// A held pidfile. Dropping it in the process that took it removes the
+/// file (while the lock is still held), so a start that fails after taking
+/// the lock leaves no stale pidfile behind.
 #[derive(Debug)]
 pub struct Pidfile {
     lock: Flock<File>,
     path: PathBuf,
+    /// The pid that owns the file: a forked child that unwinds must not
+    /// remove its parent's pidfile.
+    owner: u32,
 }
 
 impl Pidfile {
@@ -61,7 +66,13 @@ impl Pidfile {
         let pf = Pidfile {
             lock,
             path: path.to_path_buf(),
+            owner: std::process::id(),
         };
+        // 0644 whatever the daemon's umask (or an older file's mode), so
+        // unprivileged tools can read the pid.
+        pf.lock
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::file(path, e))?;
         pf.write_pid()?;
         Ok(pf)
     }
@@ -83,6 +94,7 @@ impl Pidfile {
         let pf = Pidfile {
             lock,
             path: path.to_path_buf(),
+            owner: std::process::id(),
         };
         pf.write_pid()?;
         Ok(pf)
@@ -108,8 +120,20 @@ impl Pidfile {
 
     /// Removes the file (at a clean exit). The lock goes with the descriptor.
     pub fn remove(self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            log::warn!("cannot remove pidfile {}: {e}", self.path.display());
+        drop(self);
+    }
+}
+
+impl Drop for Pidfile {
+    fn drop(&mut self) {
+        if std::process::id() != self.owner {
+            return;
+        }
+        // Removed while still locked: no other instance can have taken it.
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("cannot remove pidfile {}: {e}", self.path.display()),
         }
     }
 }
@@ -169,6 +193,22 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&path).expect("read"),
             format!("{}\n", std::process::id())
+        );
+    }
+
+    #[test]
+    fn mode_is_0644_and_drop_removes_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.pid");
+        std::fs::write(&path, "1\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let pf = Pidfile::acquire(&path).expect("acquire");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        drop(pf);
+        assert!(
+            !path.exists(),
+            "a dropped pidfile (failed start) is removed"
         );
     }
 }
