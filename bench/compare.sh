@@ -145,9 +145,10 @@ ready() { "$BENCH" probe $1 --expect "Welcome" --max-wait "${2:-5}" >/dev/null 2
 
 # ---------------------------------------------------------------- servers
 # hostinfod config: $1 = log level, $2 = greeting suffix, $3 = tcp port,
-# $4 = file name stem
+# $4 = file name stem, $5 = "default" to keep the default [limits]
 write_conf() {
-	local tmpf="$TMP/$4.toml.new"
+	local tmpf="$TMP/$4.toml.new" l1='max_children = 4096' l2='max_per_source = 4096'
+	[[ ${5:-} == default ]] && l1='# max_children: default' l2='# max_per_source: default'
 	printf '%s\n' \
 		'# written by bench/compare.sh' \
 		'[listen]' \
@@ -158,8 +159,7 @@ write_conf() {
 		"pid_file = \"$TMP/$4.pid\"" \
 		'' \
 		'[limits]' \
-		'max_children = 4096' \
-		'max_per_source = 4096' \
+		"$l1" "$l2" \
 		'' \
 		'[protocol]' \
 		"greeting = \"Welcome to hostinfod on {hostname}; $2\"" \
@@ -253,16 +253,35 @@ kvn() { local v; v=$(kv "$1" "$2"); printf '%s' "${v:-0}"; }
 
 declare -A R # results: R[server,transport,c,field]
 # cell NAME TRANSPORT C TARGET...
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+# cpu_faults PID: "ticks faults" of PID and its reaped children (utime+stime+
+# cutime+cstime, minflt+cminflt from /proc/PID/stat).
+cpu_faults() {
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	st=${st##*) }
+	set -- $st
+	printf '%s %s' "$((${12} + ${13} + ${14} + ${15}))" "$((${8} + ${9}))"
+}
+# cell NAME TRANSPORT C SERVER_PID TARGET...
 cell() {
-	local name=$1 tr=$2 c=$3 line f
-	shift 3
+	local name=$1 tr=$2 c=$3 pid=$4 line f before after n
+	shift 4
+	before=$(cpu_faults "$pid")
 	line=$("$BENCH" run "$@" -c "$c" -d "$SECS" --warmup "$WARMUP" --timeout 5000 --kv 2>/dev/null)
+	after=$(cpu_faults "$pid")
 	for f in rate p50_us p99_us max_us refused busy failed bad idle_held idle_alive first_error; do
 		R[$name,$tr,$c,$f]=$(kv "$line" "$f")
 	done
-	note "$(printf '%-10s %-4s c=%-3s %9s/s  p50 %6s us  p99 %6s us  refused %s busy %s failed %s bad %s' \
+	n=$(kv "$line" all_sessions)
+	if [[ -n $before && -n $after && ${n:-0} -gt 0 ]]; then
+		set -- $before $after
+		R[$name,$tr,$c,cpu_us]=$(awk -v t="$(($3 - $1))" -v hz="$CLK_TCK" -v n="$n" 'BEGIN{printf "%.0f", t * 1e6 / hz / n}')
+		R[$name,$tr,$c,faults]=$(awk -v f="$(($4 - $2))" -v n="$n" 'BEGIN{printf "%.1f", f / n}')
+	fi
+	note "$(printf '%-10s %-4s c=%-3s %9s/s  p50 %6s us  p99 %6s us  cpu %4s us/session  refused %s busy %s failed %s bad %s' \
 		"$name" "$tr" "$c" "${R[$name,$tr,$c,rate]:-?}" "${R[$name,$tr,$c,p50_us]:-?}" "${R[$name,$tr,$c,p99_us]:-?}" \
-		"${R[$name,$tr,$c,refused]:-?}" "${R[$name,$tr,$c,busy]:-?}" "${R[$name,$tr,$c,failed]:-?}" "${R[$name,$tr,$c,bad]:-?}")"
+		"${R[$name,$tr,$c,cpu_us]:-?}" "${R[$name,$tr,$c,refused]:-?}" "${R[$name,$tr,$c,busy]:-?}" "${R[$name,$tr,$c,failed]:-?}" "${R[$name,$tr,$c,bad]:-?}")"
 }
 ms() { [[ -n ${1:-} ]] && awk -v u="$1" 'BEGIN{printf "%.2f", u/1000}' || printf 'n/a'; }
 ratio() { # a/b with 2 decimals, or n/a
@@ -308,12 +327,12 @@ for tr in tcp unix; do
 	for c in $CONCS; do
 		for s in "${SERVERS[@]}"; do
 			case $s,$tr in
-			hostinfod,tcp) cell hostinfod tcp "$c" $T_H ;;
-			hostinfod,unix) cell hostinfod unix "$c" $U_H ;;
-			floor,tcp) cell floor tcp "$c" $T_F ;;
-			floor,unix) cell floor unix "$c" $U_F ;;
-			tcpserver,tcp) cell tcpserver tcp "$c" $T_T ;;
-			xinetd,tcp) cell xinetd tcp "$c" $T_X ;;
+			hostinfod,tcp) cell hostinfod tcp "$c" "$HPID" $T_H ;;
+			hostinfod,unix) cell hostinfod unix "$c" "$HPID" $U_H ;;
+			floor,tcp) cell floor tcp "$c" "$FPID" $T_F ;;
+			floor,unix) cell floor unix "$c" "$FUPID" $U_F ;;
+			tcpserver,tcp) cell tcpserver tcp "$c" "$TPID" $T_T ;;
+			xinetd,tcp) cell xinetd tcp "$c" "$XPID" $T_X ;;
 			esac
 		done
 	done
@@ -327,19 +346,21 @@ say "N clients back to back for ${SECS} s. Latency is one whole session. hostinf
 say "\`[log] level = \"warn\"\` so per-session log lines do not dominate (level info is measured below)."
 say "tcpserver and xinetd run \`floor -i\`, the same exchange on stdin/stdout (a fork+exec per session)."
 say
-say "| transport | c | server | sessions/s | p50 ms | p99 ms | max ms | refused | failed | bad | hostinfod / this |"
-say "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+say "| transport | c | server | sessions/s | p50 ms | p99 ms | max ms | refused | failed | bad | server CPU µs/session | faults/session | hostinfod / this |"
+say "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for tr in tcp unix; do
 	for c in $CONCS; do
 		for s in "${SERVERS[@]}"; do
 			[[ -n ${R[$s,$tr,$c,rate]+x} ]] || continue
 			if [[ $s == hostinfod ]]; then r="—"; else r=$(ratio "${R[hostinfod,$tr,$c,rate]:-}" "${R[$s,$tr,$c,rate]}"); fi
-			say "| $tr | $c | $s | ${R[$s,$tr,$c,rate]:-n/a} | $(ms "${R[$s,$tr,$c,p50_us]:-}") | $(ms "${R[$s,$tr,$c,p99_us]:-}") | $(ms "${R[$s,$tr,$c,max_us]:-}") | $((${R[$s,$tr,$c,refused]:-0} + ${R[$s,$tr,$c,busy]:-0})) | ${R[$s,$tr,$c,failed]:-n/a} | ${R[$s,$tr,$c,bad]:-n/a} | $r |"
+			say "| $tr | $c | $s | ${R[$s,$tr,$c,rate]:-n/a} | $(ms "${R[$s,$tr,$c,p50_us]:-}") | $(ms "${R[$s,$tr,$c,p99_us]:-}") | $(ms "${R[$s,$tr,$c,max_us]:-}") | $((${R[$s,$tr,$c,refused]:-0} + ${R[$s,$tr,$c,busy]:-0})) | ${R[$s,$tr,$c,failed]:-n/a} | ${R[$s,$tr,$c,bad]:-n/a} | ${R[$s,$tr,$c,cpu_us]:-n/a} | ${R[$s,$tr,$c,faults]:-n/a} | $r |"
 		done
 	done
 done
 say
 say "refused counts connect errors and \`Server busy\` refusals; failed: I/O error, timeout or early EOF."
+say "Server CPU and minor page faults per session: parent plus reaped children, from /proc/PID/stat"
+say "(utime+stime+cutime+cstime at ${CLK_TCK} Hz, minflt+cminflt), warm-up included; the client's own CPU is not counted."
 errs=""
 for k in "${!R[@]}"; do
 	[[ $k == *,first_error && -n ${R[$k]} && ${R[$k]} != '""' ]] && errs+="- ${k%,first_error}: ${R[$k]}"$'\n'
@@ -434,14 +455,14 @@ if [[ -n $HPID ]]; then
 
 	if alive "$HPID" && ((${#lat[@]})); then
 		note "reload under load: $RELOADS SIGHUPs at c=8"
-		dur=$(awk -v n="$RELOADS" 'BEGIN{printf "%.1f", 2.0 + n * 0.06}')
+		dur=$(awk -v n="$RELOADS" 'BEGIN{printf "%.1f", 2.5 + n * 0.08}')
 		write_conf warn "load reload 0." "$P_H" hostinfod
 		"$BENCH" run $T_H -c 8 -d "$dur" --warmup 0 --timeout 5000 --kv --errors 5 >"$TMP/rul.out" 2>"$TMP/rul.err" &
 		lp=$!
 		nap 1.0
 		t0=$EPOCHREALTIME
 		t0us=${t0//[.,]/}
-		stop_us=$((t0us + ${dur%.*} * 1000000 - 2000000))
+		stop_us=$((t0us + $(awk -v d="$dur" 'BEGIN{printf "%d", (d - 1.5) * 1000000}')))
 		for ((i = 1; i <= RELOADS; i++)); do
 			# stop sending before the load ends, whatever happens
 			now=${EPOCHREALTIME//[.,]/}
@@ -529,8 +550,8 @@ if [[ -n $HPID ]]; then
 	HPID=""
 	write_conf info "type help for command list." "$P_I" hostinfod-info
 	if start_hostinfod hostinfod-info "$P_I"; then
-		cell hostinfod-info tcp 8 --tcp "127.0.0.1:$P_I"
-		cell hostinfod-info unix 8 --unix "$TMP/hostinfod-info.sock"
+		cell hostinfod-info tcp 8 "$HPID" --tcp "127.0.0.1:$P_I"
+		cell hostinfod-info unix 8 "$HPID" --unix "$TMP/hostinfod-info.sock"
 		nlines=$(wc -l <"$TMP/hostinfod-info.log")
 		say
 		say "## Cost of \`[log] level = \"info\"\` (c=8, logging to stderr → a file)"
@@ -547,6 +568,28 @@ if [[ -n $HPID ]]; then
 	else
 		say
 		say "(log level info run skipped: $HOSTINFOD_NOTE)"
+	fi
+fi
+
+# ---------------------------------------------------------------- default limits
+if [[ -n ${R[hostinfod,tcp,${CONCS%% *},rate]:-} ]]; then
+	note "default limits"
+	write_conf warn "type help for command list." "$P_I" hostinfod-deflim default
+	if start_hostinfod hostinfod-deflim "$P_I"; then
+		say
+		say "## With the default \`[limits]\` (max_children = 256, max_per_source = 32), tcp"
+		say
+		say "The tables above raise both limits to 4096. From one client address, concurrent"
+		say "clients well under max_per_source should never see \`Server busy\`:"
+		say
+		say "| c | sessions/s | busy (refused) | failed | bad |"
+		say "|---:|---:|---:|---:|---:|"
+		for c in 4 8 16; do
+			cell hostinfod-deflim tcp "$c" "$HPID" --tcp "127.0.0.1:$P_I"
+			say "| $c | ${R[hostinfod-deflim,tcp,$c,rate]:-n/a} | $((${R[hostinfod-deflim,tcp,$c,refused]:-0} + ${R[hostinfod-deflim,tcp,$c,busy]:-0})) | ${R[hostinfod-deflim,tcp,$c,failed]:-n/a} | ${R[hostinfod-deflim,tcp,$c,bad]:-n/a} |"
+		done
+		stop_pid "$HPID"
+		HPID=""
 	fi
 fi
 

@@ -213,6 +213,8 @@ fn free_ports(n: usize) -> ExitCode {
 #[derive(Debug, Default)]
 struct Tally {
     lat_us: Vec<u32>,
+    /// Completed sessions, warm-up included.
+    ok_all: u64,
     refused: u64,
     busy: u64,
     failed: u64,
@@ -291,6 +293,7 @@ fn run(o: &Opts, target: &Target, script: &Script) -> ExitCode {
                     }
                     match session::session(&target, &script, &mut buf) {
                         Ok(()) => {
+                            t.ok_all += 1;
                             let t1 = Instant::now();
                             if t1 >= warm_end {
                                 let us = (t1 - t0).as_micros().min(u32::MAX as u128) as u32;
@@ -332,6 +335,7 @@ fn run(o: &Opts, target: &Target, script: &Script) -> ExitCode {
             Ok(t) => {
                 got += 1;
                 all.lat_us.extend_from_slice(&t.lat_us);
+                all.ok_all += t.ok_all;
                 all.refused += t.refused;
                 all.busy += t.busy;
                 all.failed += t.failed;
@@ -400,18 +404,19 @@ fn run(o: &Opts, target: &Target, script: &Script) -> ExitCode {
         }
         Format::Kv => println!(
             "target={target} clients={} idle={} idle_held={idle_held} idle_alive={idle_alive} \
-             secs={secs:.3} sessions={n} rate={rate:.1} p50_us={p50} p99_us={p99} max_us={max} \
+             secs={secs:.3} sessions={n} all_sessions={} rate={rate:.1} p50_us={p50} p99_us={p99} max_us={max} \
              refused={} busy={} failed={} bad={} hung={hung} first_error={:?}",
-            o.clients, o.idle, all.refused, all.busy, all.failed, all.bad, first_error,
+            o.clients, o.idle, all.ok_all, all.refused, all.busy, all.failed, all.bad, first_error,
         ),
         Format::Json => println!(
             "{{\"target\":{:?},\"clients\":{},\"idle\":{},\"idle_held\":{idle_held},\
-             \"idle_alive\":{idle_alive},\"secs\":{secs:.3},\"sessions\":{n},\"rate\":{rate:.1},\
+             \"idle_alive\":{idle_alive},\"secs\":{secs:.3},\"sessions\":{n},\"all_sessions\":{},\"rate\":{rate:.1},\
              \"p50_us\":{p50},\"p99_us\":{p99},\"max_us\":{max},\"refused\":{},\"busy\":{},\
              \"failed\":{},\"bad\":{},\"hung\":{hung},\"first_error\":{}}}",
             target.to_string(),
             o.clients,
             o.idle,
+            all.ok_all,
             all.refused,
             all.busy,
             all.failed,
