@@ -252,9 +252,26 @@ pub fn bind_configured(cfg: &crate::config::Config, skip: &[Addr]) -> Result<Vec
         if skip.contains(&Addr::Unix(p.clone())) {
             continue;
         }
-        out.push(bind_unix(p, cfg.listen.backlog, cfg.unix_mode())?);
+        match bind_unix(p, cfg.listen.backlog, cfg.unix_mode()) {
+            Ok(l) => out.push(l),
+            Err(err) => {
+                // All or nothing: the socket files made for this call go too.
+                remove_socket_files(&out);
+                return Err(err);
+            }
+        }
     }
     Ok(out)
+}
+
+/// Removes the socket files of listeners this daemon created (before they
+/// are dropped without ever serving, e.g. when a reload is abandoned).
+pub fn remove_socket_files(listeners: &[Listener]) {
+    for l in listeners {
+        if let (Addr::Unix(p), true) = (&l.addr, l.owns_path) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// The configured addresses, in configuration order.

@@ -678,6 +678,7 @@ impl Server {
                 );
             }
         }
+        listen::remove_socket_files(&fresh);
         drop(fresh);
         Err(format!("cannot execute {}: {err}", self.exe.display()))
     }
