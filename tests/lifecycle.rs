@@ -384,6 +384,21 @@ fn privilege_drop_to_nobody() {
             f.display()
         );
     }
+    // The unprivileged daemon can still reload (re-exec, adopt its pidfile
+    // and listeners) and stays unprivileged.
+    s.write_config("user = \"nobody\"\n\n[protocol]\ngreeting = \"Reloaded as nobody.\"\n");
+    let (code, out, err) = run_bounded(&s, &["-s", "reload"]);
+    assert_eq!(code, Some(0), "reload as nobody: {out:?} {err:?}");
+    let (g, _) = try_session_tcp(s.port, "help").expect("served after reload");
+    assert_eq!(g, "Reloaded as nobody.\r\n");
+    assert_eq!(
+        proc_status(d.pid, "Uid").unwrap_or_default(),
+        format!("{uid}\t{uid}\t{uid}\t{uid}")
+    );
+    assert_eq!(
+        c.cmd("help"),
+        "Commands: quit date who cookie motd help\r\n"
+    );
     let (code, _, err) = run_bounded(&s, &["-s", "stop"]);
     assert_eq!(code, Some(0), "{err:?}");
     assert_eq!(c.read_to_end(), b"Server shutting down.\r\n");
@@ -487,6 +502,7 @@ fn syslog_records_start_and_exit() {
 fn foreground_logs_to_stderr_and_level_filters() {
     let s = Setup::new("");
     let d = s.start();
+    settle(&d);
     let mut c = d.tcp();
     c.greeting();
     assert!(eventually(Duration::from_secs(5), || children_of(d.pid())

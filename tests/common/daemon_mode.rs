@@ -354,3 +354,15 @@ pub fn sig_in_mask(pid: i32, key: &str, sig: nix::sys::signal::Signal) -> bool {
         .unwrap_or_else(|| panic!("no {key} for pid {pid}"));
     mask & (1u64 << (sig as i32 - 1)) != 0
 }
+
+/// Waits until the harness's readiness probe (a TCP connection that
+/// `Setup::start` opened and closed) has been accepted, served and reaped,
+/// so that "the daemon's only child" means the test's own session. Needs the
+/// default log level (the probe's EXIT record is what is waited for).
+pub fn settle(d: &Daemon) {
+    assert!(
+        d.wait_log("EXIT: pid=", Duration::from_secs(10)),
+        "readiness probe never reaped: {}",
+        d.log_text()
+    );
+}
