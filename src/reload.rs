@@ -39,6 +39,7 @@ const PIDFILE_FD: &str = "HOSTINFOD_PIDFILE_FD";
 const ACTIVATED: &str = "HOSTINFOD_ACTIVATED";
 const HUP_AT: &str = "HOSTINFOD_HUP_AT_US";
 const EXE: &str = "HOSTINFOD_EXE";
+const CONFIG: &str = "HOSTINFOD_CONFIG";
 /// The effective uid whose defaults apply (see [`crate::config::Env`]):
 /// after a privilege drop the re-executed image must still resolve the
 /// defaults as root did, or every default path would seem to change.
@@ -53,6 +54,7 @@ const HANDOVER_VARS: &[&str] = &[
     ACTIVATED,
     HUP_AT,
     EXE,
+    CONFIG,
     DEFAULTS_UID,
     "LISTEN_PID",
     "LISTEN_FDS",
@@ -78,6 +80,10 @@ pub struct Inherited {
     pub hup_at_us: Option<u64>,
     /// The binary path resolved at the first start.
     pub exe: PathBuf,
+    /// The `-c` path made absolute at the first start (the argv still holds
+    /// what the operator typed, which may be relative to a directory the
+    /// daemon left for `/`).
+    pub config: Option<PathBuf>,
 }
 
 fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -95,6 +101,7 @@ pub fn inherited() -> Option<Inherited> {
         activated: std::env::var(ACTIVATED).is_ok_and(|v| v == "1"),
         hup_at_us: var(HUP_AT),
         exe: std::env::var_os(EXE).map(PathBuf::from)?,
+        config: std::env::var_os(CONFIG).map(PathBuf::from),
     })
 }
 
@@ -141,6 +148,8 @@ pub struct Handover<'a> {
     pub hup_at_us: u64,
     /// The uid whose defaults apply.
     pub defaults_uid: u32,
+    /// The absolute `-c` path, if one was given.
+    pub config: Option<&'a Path>,
 }
 
 /// One fd slot (3, 4, …) overwritten for the exec, and how to put it back.
@@ -276,5 +285,13 @@ fn environment(h: &Handover<'_>, n: RawFd) -> Vec<CString> {
     set(HUP_AT, h.hup_at_us.to_string());
     set(EXE, h.exe.to_string_lossy().into_owned());
     set(DEFAULTS_UID, h.defaults_uid.to_string());
+    if let Some(c) = h.config {
+        // As bytes: a path need not be UTF-8.
+        let mut kv = format!("{CONFIG}=").into_bytes();
+        kv.extend_from_slice(c.as_os_str().as_bytes());
+        if let Ok(c) = CString::new(kv) {
+            env.push(c);
+        }
+    }
     env
 }

@@ -83,10 +83,22 @@ pub struct Server {
 
 /// Starts hostinfod as `opts` says and runs until it is stopped. Returns the
 /// process exit status.
-pub fn run(opts: Options) -> Result<()> {
+pub fn run(mut opts: Options) -> Result<()> {
     let env = Env::current();
-    let cfg = Config::load(opts.config.as_deref(), &env)?;
     let inherited = reload::inherited();
+    // Like the binary path, the configuration path is made absolute before
+    // chdir("/"), so every reload (and the next image) reads the same file.
+    match inherited.as_ref().and_then(|i| i.config.clone()) {
+        Some(p) => opts.config = Some(p),
+        None => {
+            if let Some(p) = opts.config.take() {
+                let abs = std::path::absolute(&p)
+                    .map_err(|source| Error::ConfigRead { path: p, source })?;
+                opts.config = Some(abs);
+            }
+        }
+    }
+    let cfg = Config::load(opts.config.as_deref(), &env)?;
     // The binary path is taken before chdir("/") so a relative argv[0]
     // cannot change meaning; /proc/self/exe gives it absolute.
     let exe = match &inherited {
@@ -649,6 +661,7 @@ impl Server {
             activated: self.activated,
             hup_at_us: hup_at,
             defaults_uid: self.env.euid,
+            config: self.opts.config.as_deref(),
         };
         // Socket files of removed Unix listeners go before the exec; the
         // sockets themselves close on exec.

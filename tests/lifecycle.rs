@@ -537,3 +537,49 @@ fn foreground_logs_to_stderr_and_level_filters() {
     let log = d.log_text();
     assert!(!log.contains("START:") && !log.contains("EXIT:"), "{log:?}");
 }
+
+#[test]
+fn sigint_stops_like_sigterm() {
+    let s = Setup::new("");
+    let mut d = s.start();
+    let mut c = d.unix();
+    c.greeting();
+    d.signal(Signal::SIGINT);
+    assert_eq!(c.read_to_end(), b"Server shutting down.\n");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(!exists(&s.pid_file) && !exists(&s.sock));
+    assert!(d.log_text().contains("stopped"), "{}", d.log_text());
+}
+
+#[test]
+fn a_child_that_ignores_the_stop_is_killed_after_the_grace_period() {
+    let s = Setup::new("\n[limits]\nshutdown_grace_secs = 1\n");
+    let mut d = s.start();
+    settle(&d);
+    let mut c = d.tcp();
+    c.greeting();
+    assert!(eventually(Duration::from_secs(5), || children_of(d.pid())
+        .len()
+        == 1));
+    let kid = children_of(d.pid())[0];
+    // A stopped child cannot act on SIGTERM; only the SIGKILL ends it.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(kid), Signal::SIGSTOP).expect("stop");
+    let t0 = Instant::now();
+    d.signal(Signal::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
+    let took = t0.elapsed();
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(5)).contains(&took),
+        "exit after the 1 s grace, not before and not much after: {took:?}"
+    );
+    assert!(!running(kid), "child {kid} left behind");
+    let log = d.log_text();
+    assert!(
+        log.contains(&format!(
+            "pid {kid} still running after the grace period: SIGKILL"
+        )),
+        "{log}"
+    );
+    assert!(c.read_to_end().is_empty(), "a killed child says nothing");
+    assert!(!exists(&s.pid_file) && !exists(&s.sock));
+}

@@ -681,3 +681,62 @@ fn control_reload_times_out_and_the_sighup_is_kept() {
     wait_greeting(s.port, "After.");
     assert!(still_running(&mut d));
 }
+
+#[test]
+fn sigterm_right_after_sighup_stops_cleanly() {
+    for round in 0..3 {
+        let s = Setup::new("");
+        let mut d = s.start();
+        put(&s, &greeting("Never mind."));
+        d.signal(Signal::SIGHUP);
+        if round > 0 {
+            std::thread::sleep(Duration::from_millis(2 * round));
+        }
+        d.signal(Signal::SIGTERM);
+        // Whether it lands before, during or after the exec, the SIGTERM is
+        // a clean stop (exit 0), never the default action of a signal.
+        assert_eq!(
+            d.wait_exit(Duration::from_secs(10)),
+            Some(0),
+            "round {round}: {}",
+            d.log_text()
+        );
+        assert!(!exists(&s.pid_file) && !exists(&s.sock), "round {round}");
+    }
+}
+
+#[test]
+fn daemon_started_with_a_relative_config_path_reloads() {
+    // `cd DIR && hostinfod -c hostinfod.toml`: the daemon chdirs to /, so
+    // the relative path must have been resolved at start for every reload
+    // (and the re-executed image) to find the same file.
+    let s = Setup::new(&greeting("Relative one."));
+    let rel = s.config.file_name().expect("name").to_owned();
+    let mut launcher = std::process::Command::new(BIN)
+        .current_dir(s.dir.path())
+        .arg("-c")
+        .arg(&rel)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(s.path("launcher.err")).expect("err"))
+        .spawn()
+        .expect("spawn");
+    let ok = eventually(Duration::from_secs(20), || {
+        matches!(launcher.try_wait(), Ok(Some(_)))
+    });
+    let code = launcher.try_wait().ok().flatten().and_then(|st| st.code());
+    let d = Detached::from_pidfile(&s.pid_file, Path::new(&rel));
+    assert!(
+        ok && code == Some(0),
+        "launcher: {code:?} {}",
+        std::fs::read_to_string(s.path("launcher.err")).unwrap_or_default()
+    );
+    let d = d.expect("daemon running");
+    for (i, g) in ["Relative two.", "Relative three."].iter().enumerate() {
+        put(&s, &greeting(g));
+        let (code, out, err) = ctl(&s, "reload");
+        assert_eq!(code, Some(0), "reload {i}: {out:?} {err:?}");
+        assert_eq!(greeting_now(s.port), *g);
+        assert!(d.alive(), "reload {i} killed it");
+    }
+}
