@@ -68,6 +68,20 @@ impl Framer {
         }
     }
 
+    /// A framer that keeps its line in `buf` (cleared first): the server
+    /// allocates it once in the parent, so a child does not call malloc to
+    /// start a session.
+    pub fn with_buffer(max_line_bytes: usize, mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        Framer {
+            line: buf,
+            max: max_line_bytes,
+            telnet: Telnet::Data,
+            after_cr: false,
+            overflowed: false,
+        }
+    }
+
     /// Feeds `input`, calling `on` for every event in order. Stops early and
     /// returns `Break` when `on` does; input after that point is discarded.
     pub fn feed<B>(

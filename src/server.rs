@@ -79,6 +79,8 @@ pub struct Server {
     paused_until: Option<Instant>,
     pollfds: Vec<libc::pollfd>,
     next_watchdog: Option<Instant>,
+    /// The session's buffers, allocated once here and used by each child.
+    session_bufs: Option<session::Buffers>,
 }
 
 /// Starts hostinfod as `opts` says and runs until it is stopped. Returns the
@@ -293,7 +295,11 @@ impl Server {
             paused_until: None,
             pollfds: Vec::with_capacity(8),
             next_watchdog: None,
+            session_bufs: None,
         };
+        server.session_bufs = Some(session::Buffers::new(
+            server.cfg.limits.max_line_bytes as usize,
+        ));
         server.write_status();
         for l in &server.listeners {
             log::info!("listening on {}", l.addr);
@@ -503,20 +509,29 @@ impl Server {
     }
 
     /// The child's whole life: close what belongs to the parent, serve, exit.
-    fn child(&self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) -> ! {
+    fn child(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) -> ! {
         // The listeners, the pidfile lock, the spare fd and the notify socket
         // are the parent's. Closing raw numbers (and never running their
         // destructors) matters for the pidfile: dropping its Flock would
         // unlock the description the parent shares.
-        let mut parent_fds: Vec<RawFd> = self.listeners.iter().map(Listener::raw).collect();
-        parent_fds.extend(self.pidfile.as_ref().map(Pidfile::raw));
-        parent_fds.extend(self.spare.as_ref().map(AsRawFd::as_raw_fd));
-        parent_fds.extend(self.notifier.raw());
-        for fd in parent_fds {
+        let close = |fd: RawFd| {
             // SAFETY: closing the child's copies of the parent's fds; the
             // owning objects are never used or dropped in this process.
             unsafe { libc::close(fd) };
-        }
+        };
+        // No Vec here: a child that calls malloc dirties (copies) heap pages.
+        self.listeners.iter().map(Listener::raw).for_each(close);
+        self.pidfile
+            .as_ref()
+            .map(Pidfile::raw)
+            .into_iter()
+            .for_each(close);
+        self.spare
+            .as_ref()
+            .map(AsRawFd::as_raw_fd)
+            .into_iter()
+            .for_each(close);
+        self.notifier.raw().into_iter().for_each(close);
         if log::log_enabled!(log::Level::Info) {
             let via = self.listeners.get(idx).map(|l| l.addr.to_string());
             log::info!(
@@ -532,7 +547,11 @@ impl Server {
             hello_tcp: &self.hello_tcp,
             hello_unix: &self.hello_unix,
         };
-        let end = session::serve(&client, tcp, &ctx, &self.signals);
+        let bufs = self
+            .session_bufs
+            .take()
+            .unwrap_or_else(|| session::Buffers::new(self.cfg.limits.max_line_bytes as usize));
+        let end = session::serve(&client, tcp, &ctx, &self.signals, bufs);
         drop(client);
         // _exit: no destructors, no atexit handlers, no stdio flush of
         // buffers that are the parent's.

@@ -32,6 +32,27 @@ pub struct Context<'a> {
     pub hello_unix: &'a [u8],
 }
 
+/// Buffers allocated by the parent before any fork, so that a session's
+/// child starts without touching the allocator (every page malloc writes in
+/// a child is a copy-on-write fault).
+#[derive(Debug)]
+pub struct Buffers {
+    /// Replies accumulate here between writes.
+    pub out: Vec<u8>,
+    /// The framer's line.
+    pub line: Vec<u8>,
+}
+
+impl Buffers {
+    /// Buffers for lines up to `max_line` bytes (they grow if a reply is larger).
+    pub fn new(max_line: usize) -> Self {
+        Buffers {
+            out: Vec::with_capacity(4096),
+            line: Vec::with_capacity(max_line.min(4096)),
+        }
+    }
+}
+
 /// How a session ended, for the log and the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -150,7 +171,13 @@ impl Io<'_> {
 }
 
 /// Serves one client until it quits, leaves, times out or the daemon stops.
-pub fn serve(sock: &OwnedFd, tcp: bool, ctx: &Context<'_>, signals: &Signals) -> End {
+pub fn serve(
+    sock: &OwnedFd,
+    tcp: bool,
+    ctx: &Context<'_>,
+    signals: &Signals,
+    bufs: Buffers,
+) -> End {
     let cfg = ctx.cfg;
     let started = Instant::now();
     let io = Io {
@@ -166,8 +193,11 @@ pub fn serve(sock: &OwnedFd, tcp: bool, ctx: &Context<'_>, signals: &Signals) ->
         return end;
     }
     let max_line = cfg.limits.max_line_bytes as usize;
-    let mut framer = Framer::new(max_line);
-    let mut out = Vec::with_capacity(512);
+    // Never dropped: the child _exits after the session, and a free() would
+    // only dirty more of the allocator's pages shared with the parent.
+    let mut framer = std::mem::ManuallyDrop::new(Framer::with_buffer(max_line, bufs.line));
+    let mut out = std::mem::ManuallyDrop::new(bufs.out);
+    out.clear();
     let mut buf = [0u8; 4096];
     let mut idle_deadline = started + io.idle;
     loop {

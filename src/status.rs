@@ -106,12 +106,9 @@ pub fn now_unix() -> i64 {
 }
 
 fn human_time(t: i64) -> String {
-    use chrono::TimeZone as _;
-    chrono::Local
-        .timestamp_opt(t, 0)
-        .single()
-        .map(|d| d.format("%Y-%m-%d %H:%M:%S %z").to_string())
-        .unwrap_or_default()
+    let mut out = Vec::new();
+    crate::commands::date::push_formatted("%Y-%m-%d %H:%M:%S %z", t, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -1,14 +1,19 @@
 //! `date` / `time`: the local time in `commands.date_format`.
 //!
-//! chrono renders strftime formats; a format chrono cannot render would make
-//! its `Display` fail mid-reply, so [`validate_format`] runs at configuration
-//! load and a bad format never reaches a session. The default format is that
-//! of ctime(3) and Perl's `scalar localtime`: `Sat Nov 21 08:40:46 2026`.
+//! The local time comes from the C library's `localtime_r`, the formatting
+//! from chrono's strftime. glibc parses the time zone once, at the
+//! [`warm_up`] the parent calls before its first fork, and every child
+//! inherits the parsed rules: a child then converts without a system call,
+//! an allocation or a look at `TZ`, and still crosses DST changes correctly
+//! (the rules are in the data). A change of the system's zone itself takes
+//! effect at the next reload, which re-executes and parses it again. A
+//! format chrono cannot render would make its `Display` fail mid-reply, so
+//! [`validate_format`] runs at configuration load and a bad format never
+//! reaches a session. The default format is ctime(3)'s and Perl's
+//! `scalar localtime`: `Sat Nov 21 08:40:46 2026`.
 
-use std::fmt::Write as _;
-
-use chrono::Local;
-use chrono::format::{Item, StrftimeItems};
+use chrono::format::{Fixed as Spec, Item, StrftimeItems};
+use chrono::{DateTime, FixedOffset, NaiveDate};
 
 /// Checks that chrono can render `fmt`.
 pub fn validate_format(fmt: &str) -> Result<(), String> {
@@ -19,20 +24,114 @@ pub fn validate_format(fmt: &str) -> Result<(), String> {
     }
 }
 
-/// Appends the current local time and `eol`.
-pub fn reply(fmt: &str, eol: &[u8], out: &mut Vec<u8>) {
-    let mut s = String::with_capacity(64);
-    // Cannot fail for a validated format; if it somehow did, the line is
-    // simply shorter, which is better than a dead session.
-    let _ = write!(s, "{}", Local::now().format(fmt));
-    crate::text::push_clean(out, s.as_bytes());
-    out.extend_from_slice(eol);
+unsafe extern "C" {
+    // POSIX tzset(3); the libc crate does not declare it.
+    fn tzset();
 }
 
-/// Warms chrono's cache of the local time zone, so that forked children
-/// inherit it instead of each reading /etc/localtime again.
+/// Parses the system time zone once (TZ or /etc/localtime) so forked
+/// children inherit it.
 pub fn warm_up() {
-    let _ = Local::now();
+    // SAFETY: tzset only reads the environment and the zone file; the
+    // process is single-threaded.
+    unsafe { tzset() };
+}
+
+/// Unix time `t` as a local date-time with its UTC offset.
+pub fn local(t: i64) -> Option<DateTime<FixedOffset>> {
+    // SAFETY: tm is plain old data that localtime_r fills in; both pointers
+    // are valid for the duration of the call.
+    let tm = unsafe {
+        let mut tm: nix::libc::tm = std::mem::zeroed();
+        let tt: nix::libc::time_t = t;
+        if nix::libc::localtime_r(&tt, &mut tm).is_null() {
+            return None;
+        }
+        tm
+    };
+    let offset = FixedOffset::east_opt(i32::try_from(tm.tm_gmtoff).ok()?)?;
+    let naive =
+        NaiveDate::from_ymd_opt(tm.tm_year + 1900, (tm.tm_mon + 1) as u32, tm.tm_mday as u32)?
+            .and_hms_opt(
+                tm.tm_hour as u32,
+                tm.tm_min as u32,
+                tm.tm_sec.min(59) as u32,
+            )?;
+    naive.and_local_timezone(offset).single()
+}
+
+/// Unix time now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A `fmt::Write` into a fixed buffer: formatting without an allocation.
+/// What does not fit is cut off (a date line longer than the buffer is a
+/// configuration nobody means).
+struct Fixed<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl std::fmt::Write for Fixed<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = self.buf.len() - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Appends local time `t` in `fmt` (control characters removed) to `out`.
+pub fn push_formatted(fmt: &str, t: i64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 256];
+    let mut w = Fixed {
+        buf: &mut buf,
+        len: 0,
+    };
+    if let Some(dt) = local(t) {
+        // Cannot fail for a validated format; if it somehow did, the line is
+        // simply shorter, which is better than a dead session. chrono renders
+        // the offset's name into a String whenever it formats a value with a
+        // time zone, so the plain date-time is used unless the format asks
+        // for the zone: the common reply then allocates nothing.
+        let _ = if uses_zone(fmt) {
+            dt.format(fmt).write_to(&mut w)
+        } else {
+            dt.naive_local().format(fmt).write_to(&mut w)
+        };
+    }
+    let len = w.len;
+    crate::text::push_clean(out, &buf[..len]);
+}
+
+/// True if `fmt` prints the zone's offset or name (`%z`, `%:z`, `%Z`, …).
+fn uses_zone(fmt: &str) -> bool {
+    StrftimeItems::new(fmt).any(|i| {
+        matches!(
+            i,
+            Item::Fixed(
+                Spec::TimezoneName
+                    | Spec::TimezoneOffset
+                    | Spec::TimezoneOffsetColon
+                    | Spec::TimezoneOffsetDoubleColon
+                    | Spec::TimezoneOffsetTripleColon
+                    | Spec::TimezoneOffsetColonZ
+                    | Spec::TimezoneOffsetZ
+                    | Spec::RFC2822
+                    | Spec::RFC3339
+            )
+        )
+    })
+}
+
+/// Appends the current local time and `eol`.
+pub fn reply(fmt: &str, eol: &[u8], out: &mut Vec<u8>) {
+    push_formatted(fmt, now(), out);
+    out.extend_from_slice(eol);
 }
 
 #[cfg(test)]
@@ -41,6 +140,7 @@ mod tests {
 
     #[test]
     fn default_format_looks_like_ctime() {
+        warm_up();
         let mut out = Vec::new();
         reply("%a %b %e %H:%M:%S %Y", b"\r\n", &mut out);
         let s = String::from_utf8(out).expect("ascii");
@@ -48,6 +148,34 @@ mod tests {
         let fields: Vec<&str> = s.split_whitespace().collect();
         assert_eq!(fields.len(), 5, "{s:?}");
         assert_eq!(s.trim_end().len(), 24, "ctime width: {s:?}");
+    }
+
+    #[test]
+    fn known_instant_in_the_process_zone() {
+        warm_up();
+        let mut out = Vec::new();
+        push_formatted("%Y-%m-%d", 0, &mut out);
+        // 1970-01-01 or 1969-12-31 depending on the zone tests run in.
+        let s = String::from_utf8(out).expect("ascii");
+        assert!(s == "1970-01-01" || s == "1969-12-31", "{s}");
+        let dt = local(86_400 * 365).expect("valid");
+        assert_eq!(dt.timestamp(), 86_400 * 365);
+    }
+
+    #[test]
+    fn zone_formats_still_render() {
+        assert!(uses_zone("%H %z"));
+        assert!(!uses_zone("%a %b %e %H:%M:%S %Y"));
+        let mut out = Vec::new();
+        push_formatted("%z", 0, &mut out);
+        assert_eq!(out.len(), 5, "{out:?}");
+    }
+
+    #[test]
+    fn long_output_is_cut_not_panicking() {
+        let mut out = Vec::new();
+        push_formatted(&"%Y".repeat(200), 0, &mut out);
+        assert_eq!(out.len(), 256);
     }
 
     #[test]

@@ -7,7 +7,6 @@
 
 use std::path::Path;
 
-use chrono::{Local, TimeZone};
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
@@ -24,17 +23,15 @@ pub fn reply(utmp_file: &Path, eol: &[u8], out: &mut Vec<u8>) {
         return;
     };
     let mut line = Vec::with_capacity(80);
+    let mut when = Vec::with_capacity(16);
     for e in utmp::logged_in(&bytes) {
         if e.pid > 0 && kill(Pid::from_raw(e.pid), None) == Err(Errno::ESRCH) {
             continue;
         }
-        let when = Local
-            .timestamp_opt(e.tv_sec, 0)
-            .single()
-            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_else(|| "????-??-?? ??:??".into());
+        when.clear();
+        super::date::push_formatted("%Y-%m-%d %H:%M", e.tv_sec, &mut when);
         line.clear();
-        utmp::format_who_line(&e, &when, &mut line);
+        utmp::format_who_line(&e, std::str::from_utf8(&when).unwrap_or("?"), &mut line);
         crate::text::push_clean(out, &line);
         out.extend_from_slice(eol);
     }
