@@ -1,0 +1,473 @@
+#!/usr/bin/env bash
+# tests/systemd/run.sh — hostinfod under a real, booted systemd.
+#
+#   tests/systemd/run.sh [PATH/TO/hostinfod_VERSION_ARCH.deb]
+#
+# Without an argument the package is built with `cargo deb`.  Needs root and
+# Debian (bookworm) tools; what is missing is installed with apt-get:
+# debootstrap, systemd-container (systemd-nspawn), util-linux (nsenter).
+#
+# A minimal Debian bookworm root with systemd is debootstrapped once into
+# target/systemd-test/cache/ (reused while present; HOSTINFOD_SYSTEMD_CACHE
+# moves it), copied for each run, booted with systemd-nspawn in its own network
+# namespace, and driven from here with nsenter.  Steps: install the .deb;
+# the unit is enabled and active; sessions over TCP and the Unix socket;
+# `systemctl reload` with a new greeting (same MainPID, new greeting) and with
+# a broken file (reload fails, old greeting still served); restart on failure
+# but not on a configuration error; socket activation from hostinfod.socket;
+# `systemctl stop` leaves nothing in the cgroup; `dpkg -r` and `dpkg -P`.
+# Every wait is bounded, and the container is always torn down, by the pid
+# this script started.  Prints PASS/FAIL per step and ends with
+# "systemd: N passed, M failed"; exits 1 on any failure.
+
+# Single-quoted scripts run inside the container; the helpers are called
+# indirectly (check, wait_for).
+# shellcheck disable=SC2016,SC2317
+set -uo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=${HOSTINFOD_SYSTEMD_WORK:-$REPO/target/systemd-test}
+CACHE=${HOSTINFOD_SYSTEMD_CACHE:-$WORK/cache/bookworm}
+ROOT=$WORK/root
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+INCLUDE=systemd,systemd-sysv,dbus,netcat-openbsd
+MACHINE=hostinfod-test
+PORT=2345
+SOCK=/run/hostinfod/hostinfod.sock
+CONF=/etc/hostinfod/hostinfod.toml
+
+passed=0
+failed=0
+NSPAWN_PID=
+INIT_PID=
+
+log() { printf '%s\n' "systemd: $*" >&2; }
+die() {
+    log "FATAL: $*"
+    failed=$((failed + 1))
+    finish
+}
+pass() { passed=$((passed + 1)); printf 'PASS: %s\n' "$1"; }
+fail() {
+    failed=$((failed + 1))
+    printf 'FAIL: %s\n' "$1"
+    if [ -n "${2:-}" ]; then printf '%s\n' "$2" | sed 's/^/    | /'; fi
+}
+# check NAME COMMAND...: PASS when the command succeeds.
+check() {
+    local name=$1 out
+    shift
+    if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$out"; fi
+}
+
+# ---------------------------------------------------------------------------
+# The container.
+
+# C CMD...: run CMD inside the container (all its namespaces), clean env, bounded.
+C() {
+    timeout 60 nsenter -t "$INIT_PID" -a \
+        env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM=dumb SYSTEMD_PAGER= "$@"
+}
+
+teardown() {
+    [ -n "$NSPAWN_PID" ] || return 0
+    if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+        # SIGTERM makes systemd-nspawn power the container off cleanly.
+        kill -TERM "$NSPAWN_PID" 2>/dev/null
+        for _ in $(seq 1 60); do
+            kill -0 "$NSPAWN_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+            log "container did not power off within 30 s; killing it"
+            [ -n "$INIT_PID" ] && kill -KILL "$INIT_PID" 2>/dev/null
+            kill -KILL "$NSPAWN_PID" 2>/dev/null
+        fi
+    fi
+    wait "$NSPAWN_PID" 2>/dev/null
+    NSPAWN_PID=
+}
+
+finish() {
+    trap - EXIT INT TERM
+    teardown
+    if [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; then
+        rm -rf "$ROOT"
+    elif [ -d "$ROOT" ]; then
+        log "container root kept for inspection: $ROOT (nspawn log: $WORK/nspawn.log)"
+    fi
+    printf 'systemd: %d passed, %d failed\n' "$passed" "$failed"
+    if [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; then exit 0; fi
+    exit 1
+}
+trap finish EXIT
+trap 'log "interrupted"; failed=$((failed + 1)); finish' INT TERM
+
+# ---------------------------------------------------------------------------
+# Host preparation.
+
+[ "$(id -u)" -eq 0 ] || { log "must run as root (debootstrap, systemd-nspawn, nsenter)"; failed=1; finish; }
+
+need=()
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+command -v nsenter >/dev/null || need+=(util-linux)
+command -v timeout >/dev/null || need+=(coreutils)
+if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { timeout 600 apt-get update -qq && timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null; }; then
+        die "apt-get install ${need[*]} failed"
+    fi
+fi
+mkdir -p "$WORK"
+
+# The package.
+DEB=${1:-}
+if [ -z "$DEB" ]; then
+    if ! cargo deb --version >/dev/null 2>&1; then
+        log "installing cargo-deb"
+        timeout 900 cargo install --locked cargo-deb >/dev/null 2>&1 || die "cargo install cargo-deb failed"
+    fi
+    log "building the package with cargo deb"
+    rm -f "$WORK"/hostinfod_*.deb
+    (cd "$REPO" && timeout 1800 cargo deb --output "$WORK/") >"$WORK/cargo-deb.log" 2>&1 \
+        || { cat "$WORK/cargo-deb.log" >&2; die "cargo deb failed"; }
+    DEB=$(find "$WORK" -maxdepth 1 -name 'hostinfod_*.deb' | head -n 1)
+fi
+if [ -z "$DEB" ] || [ ! -f "$DEB" ]; then die "no package: ${DEB:-none built}"; fi
+log "package: $DEB"
+
+# The root file system: debootstrapped once, then copied for every run.
+stamp="debootstrap --variant=minbase --include=$INCLUDE bookworm"
+if [ ! -f "$CACHE/.hostinfod-test-root" ] || [ "$(cat "$CACHE/.hostinfod-test-root")" != "$stamp" ]; then
+    log "debootstrap bookworm into $CACHE (once; about a minute)"
+    rm -rf "$CACHE" "$CACHE.tmp"
+    mkdir -p "$(dirname "$CACHE")"
+    timeout 1200 debootstrap --variant=minbase --include="$INCLUDE" bookworm "$CACHE.tmp" "$MIRROR" \
+        >"$WORK/debootstrap.log" 2>&1 || { tail -n 20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
+    # No getty on the container console: nothing reads it.
+    ln -sf /dev/null "$CACHE.tmp/etc/systemd/system/console-getty.service"
+    echo "$stamp" >"$CACHE.tmp/.hostinfod-test-root"
+    mv "$CACHE.tmp" "$CACHE"
+fi
+rm -rf "$ROOT"
+cp -a --reflink=auto "$CACHE" "$ROOT" || die "cannot copy $CACHE to $ROOT"
+
+# Boot it.
+systemd-nspawn -D "$ROOT" --boot --register=no --keep-unit --private-network \
+    --machine="$MACHINE" --console=read-only </dev/null >"$WORK/nspawn.log" 2>&1 &
+NSPAWN_PID=$!
+# The container's init is the child of systemd-nspawn that runs systemd (an
+# intermediate child comes and goes first).
+for _ in $(seq 1 100); do
+    INIT_PID=$(ps -o pid=,comm= --ppid "$NSPAWN_PID" 2>/dev/null | awk '$2 == "systemd" { print $1; exit }')
+    [ -n "$INIT_PID" ] && break
+    kill -0 "$NSPAWN_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if [ -z "$INIT_PID" ]; then
+    tail -n 30 "$WORK/nspawn.log" >&2
+    die "systemd-nspawn (pid $NSPAWN_PID) started no container init"
+fi
+state=
+for _ in $(seq 1 120); do
+    state=$(C systemctl is-system-running 2>/dev/null)
+    case $state in running | degraded) break ;; esac
+    sleep 0.5
+done
+case $state in
+running | degraded) pass "container booted (systemd-nspawn pid $NSPAWN_PID, init pid $INIT_PID, state $state)" ;;
+*)
+    fail "container booted" "is-system-running: ${state:-no answer} after 60 s; $(tail -n 20 "$WORK/nspawn.log")"
+    finish
+    ;;
+esac
+
+# ---------------------------------------------------------------------------
+# Helpers inside the container.
+
+# session tcp|unix INPUT: one client session; prints what the server sent.
+session() {
+    local input=$2
+    if [ "$1" = tcp ]; then
+        printf '%b' "$input" | C timeout 15 nc -w 10 127.0.0.1 "$PORT"
+    else
+        printf '%b' "$input" | C timeout 15 nc -w 10 -U "$SOCK"
+    fi
+}
+mainpid() { C systemctl show -P MainPID hostinfod.service; }
+prop() { C systemctl show -P "$2" "$1"; }
+# wait_for SECONDS COMMAND...: retry until the command succeeds.
+wait_for() {
+    local n=$(($1 * 5))
+    shift
+    for _ in $(seq 1 "$n"); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    "$@"
+}
+is_active() { [ "$(C systemctl is-active "$1")" = active ]; }
+# Processes of a unit: the pids in its cgroup, in whatever hierarchy.
+unit_pids() {
+    local cg
+    cg=$(C systemctl show -P ControlGroup "$1")
+    [ -n "$cg" ] || return 0
+    C sh -c 'for f in /sys/fs/cgroup/unified"$1"/cgroup.procs /sys/fs/cgroup"$1"/cgroup.procs /sys/fs/cgroup/systemd"$1"/cgroup.procs; do
+                 [ -r "$f" ] && cat "$f"; done 2>/dev/null | sort -u' sh "$cg"
+}
+# Any process left running /usr/sbin/hostinfod, by /proc (no procps in the root).
+hostinfod_pids() {
+    C sh -c 'for p in /proc/[0-9]*; do
+                 [ "$(readlink "$p/exe" 2>/dev/null)" = /usr/sbin/hostinfod ] && echo "${p#/proc/}"; done; true'
+}
+# no_process_left NAME: the unit's cgroup is empty and no hostinfod runs.
+no_process_left() {
+    local left p
+    left=$(unit_pids hostinfod.service; hostinfod_pids)
+    if [ -z "$left" ]; then
+        pass "$1"
+    else
+        fail "$1" "$(for p in $(printf '%s\n' "$left" | sort -u); do
+            printf '%s: %s\n' "$p" "$(C cat "/proc/$p/cmdline" 2>/dev/null | tr '\0' ' ')"; done)"
+    fi
+}
+journal() { C journalctl -u hostinfod.service -u hostinfod.socket --no-pager -n "${1:-40}" -o short-monotonic; }
+put_conf() { printf '%s\n' "$1" >"$ROOT$CONF"; }
+
+HOST=$(C cat /proc/sys/kernel/hostname)
+GREETING1="Welcome to hostinfod on $HOST; type help for command list."
+GREETING2="hostinfod systemd test on $HOST, generation two"
+COOKIE="hostinfod systemd test cookie: the sandbox can read fortunes."
+
+# ---------------------------------------------------------------------------
+# Install.
+
+cp "$DEB" "$ROOT/root/hostinfod.deb" || die "cannot copy the package into the container"
+# A fortune file of our own, so that "cookie" proves the sandbox reads it.
+mkdir -p "$ROOT/usr/share/games/fortunes"
+printf '%s\n%%\n' "$COOKIE" >"$ROOT/usr/share/games/fortunes/hostinfod-test"
+printf 'hostinfod systemd test motd line\n' >"$ROOT/etc/motd"
+
+if out=$(C dpkg -i /root/hostinfod.deb 2>&1); then
+    pass "dpkg -i $(basename "$DEB")"
+else
+    fail "dpkg -i $(basename "$DEB")" "$out"
+    finish
+fi
+
+check "hostinfod.service enabled by the package" test "$(C systemctl is-enabled hostinfod.service)" = enabled
+check "hostinfod.socket installed but not enabled" test "$(C systemctl is-enabled hostinfod.socket)" = disabled
+if wait_for 10 is_active hostinfod.service; then
+    pass "systemctl is-active hostinfod: active"
+else
+    fail "systemctl is-active hostinfod: active" "$(C systemctl status hostinfod.service --no-pager; journal)"
+fi
+check "units pass systemd-analyze verify" \
+    C systemd-analyze verify --man=no /usr/lib/systemd/system/hostinfod.service /usr/lib/systemd/system/hostinfod.socket
+exposure=$(C systemd-analyze security hostinfod.service --no-pager 2>/dev/null \
+    | sed -n 's/.*Overall exposure level for hostinfod.service: \([0-9.]*\).*/\1/p')
+if [ -n "$exposure" ] && awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }'; then
+    pass "systemd-analyze security exposure $exposure <= 2.0"
+else
+    fail "systemd-analyze security exposure <= 2.0" "exposure: ${exposure:-unknown}"
+fi
+uid=$(C sh -c 'stat -c %u "/proc/$(systemctl show -P MainPID hostinfod.service)"' 2>/dev/null)
+huid=$(C getent passwd hostinfod | cut -d: -f3)
+check "daemon runs as the system user hostinfod (uid ${uid:-?}, hostinfod is ${huid:-missing})" \
+    test -n "$uid" -a "$uid" != 0 -a "$uid" = "$huid"
+rdir=$(C stat -c '%F %U %a' /run/hostinfod)
+check "/run/hostinfod is a directory of hostinfod, mode 755 ($rdir)" test "$rdir" = "directory hostinfod 755"
+
+# ---------------------------------------------------------------------------
+# Sessions.
+
+out=$(session tcp 'help\r\ndate\r\nwho\r\nmotd\r\ncookie\r\nquit\r\n')
+crlf=$(printf '%s' "$out" | grep -c $'\r$')
+if printf '%s' "$out" | grep -qF "$GREETING1" &&
+    printf '%s' "$out" | grep -qF 'Commands: quit date who cookie motd help' &&
+    printf '%s' "$out" | grep -qE '(Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}' &&
+    printf '%s' "$out" | grep -qF 'hostinfod systemd test motd line' &&
+    printf '%s' "$out" | grep -qF "$COOKIE" &&
+    printf '%s' "$out" | grep -qF 'Goodbye.' && [ "$crlf" -ge 5 ]; then
+    pass "TCP session: greeting, help, date, who, motd, cookie, quit (CRLF)"
+else
+    fail "TCP session: greeting, help, date, who, motd, cookie, quit (CRLF)" "$(printf '%s' "$out" | cat -A)"
+fi
+
+out=$(session unix 'help\nquit\n')
+if printf '%s' "$out" | grep -qF "$GREETING1" && printf '%s' "$out" | grep -qF 'Goodbye.' &&
+    ! printf '%s' "$out" | grep -q $'\r'; then
+    pass "Unix socket session (LF)"
+else
+    fail "Unix socket session (LF)" "$(printf '%s' "$out" | cat -A)"
+fi
+
+mode=$(C stat -c %a "$SOCK")
+check "socket file $SOCK has mode 666 (got $mode)" test "$mode" = 666
+out=$(printf 'quit\n' | C setpriv --reuid=nobody --regid=nogroup --clear-groups timeout 15 nc -w 10 -U "$SOCK" 2>&1)
+if printf '%s' "$out" | grep -qF 'Goodbye.'; then
+    pass "Unix socket usable by user nobody"
+else
+    fail "Unix socket usable by user nobody" "$out"
+fi
+out=$(C hostinfod -s status 2>&1)
+if printf '%s' "$out" | grep -q "$(mainpid)"; then
+    pass "hostinfod -s status as root finds the service's daemon"
+else
+    fail "hostinfod -s status as root finds the service's daemon" "$out"
+fi
+warnings=$(C journalctl -u hostinfod.service -p warning --no-pager -q -o cat)
+check "no warnings in the journal so far" test -z "$warnings"
+[ -z "$warnings" ] || printf '%s\n' "$warnings" | sed 's/^/    | /'
+
+# ---------------------------------------------------------------------------
+# Reload.
+
+pid1=$(mainpid)
+cp "$ROOT$CONF" "$WORK/hostinfod.toml.orig"
+put_conf "[protocol]
+greeting = \"hostinfod systemd test on {hostname}, generation two\""
+if out=$(C systemctl reload hostinfod.service 2>&1); then
+    pass "systemctl reload with a new greeting succeeds"
+else
+    fail "systemctl reload with a new greeting succeeds" "$out
+$(journal 20)"
+fi
+pid2=$(mainpid)
+check "MainPID unchanged by the reload ($pid1 -> $pid2)" test "$pid1" = "$pid2" -a "$pid1" != 0
+out=$(session tcp 'quit\r\n')
+if printf '%s' "$out" | grep -qF "$GREETING2"; then
+    pass "new greeting served after the reload"
+else
+    fail "new greeting served after the reload" "$out"
+fi
+
+put_conf "[protocol]
+greeting = \"this must never be served\"
+no_such_key = 1"
+if out=$(C systemctl reload hostinfod.service 2>&1); then
+    fail "systemctl reload with a broken configuration fails" "it succeeded: $out"
+else
+    pass "systemctl reload with a broken configuration fails"
+fi
+check "service still active after the rejected reload" is_active hostinfod.service
+pid3=$(mainpid)
+check "MainPID unchanged by the rejected reload ($pid1 -> $pid3)" test "$pid1" = "$pid3"
+out=$(session tcp 'quit\r\n')
+if printf '%s' "$out" | grep -qF "$GREETING2"; then
+    pass "old greeting still served after the rejected reload"
+else
+    fail "old greeting still served after the rejected reload" "$out"
+fi
+
+# A configuration error at start is exit 78: no restart loop.
+C systemctl restart hostinfod.service >/dev/null 2>&1
+sleep 2
+st=$(prop hostinfod.service ActiveState) code=$(prop hostinfod.service ExecMainStatus)
+restarts=$(prop hostinfod.service NRestarts)
+if [ "$st" = failed ] && [ "$code" = 78 ] && [ "$restarts" = 0 ]; then
+    pass "start with a broken configuration: exit 78, failed, not restarted"
+else
+    fail "start with a broken configuration: exit 78, failed, not restarted" \
+        "ActiveState=$st ExecMainStatus=$code NRestarts=$restarts"
+fi
+
+cp "$WORK/hostinfod.toml.orig" "$ROOT$CONF"
+C systemctl reset-failed hostinfod.service
+check "service starts again with the original configuration" C systemctl start hostinfod.service
+
+# Restart=on-failure: a daemon killed by SIGKILL comes back.
+pid4=$(mainpid)
+C sh -c 'kill -KILL "$1"' sh "$pid4"
+restarted() { p=$(mainpid) && [ "$p" != 0 ] && [ "$p" != "$pid4" ] && is_active hostinfod.service; }
+if wait_for 15 restarted; then
+    pass "restarted after SIGKILL (MainPID $pid4 -> $(mainpid))"
+else
+    fail "restarted after SIGKILL" "$(C systemctl status hostinfod.service --no-pager)"
+fi
+
+# ---------------------------------------------------------------------------
+# Stop: a live session is told, and nothing is left in the cgroup.
+
+cg=$(prop hostinfod.service ControlGroup)
+C sh -c "(sleep 30 </dev/null | timeout 40 nc -U $SOCK >/root/idle.out 2>&1 &) >/dev/null 2>&1"
+has_child() { [ "$(unit_pids hostinfod.service | wc -l)" -ge 2 ]; }
+wait_for 10 has_child >/dev/null 2>&1
+if out=$(C systemctl stop hostinfod.service 2>&1); then
+    pass "systemctl stop hostinfod"
+else
+    fail "systemctl stop hostinfod" "$out"
+fi
+no_process_left "no process left in the cgroup ($cg) after stop"
+idle_told() { grep -qF 'Server shutting down.' "$ROOT/root/idle.out"; }
+if wait_for 10 idle_told; then
+    pass "a session in progress was told \"Server shutting down.\""
+else
+    fail "a session in progress was told \"Server shutting down.\"" "$(cat -A "$ROOT/root/idle.out" 2>&1)"
+fi
+refused() { ! printf 'quit\r\n' | C timeout 5 nc -w 2 127.0.0.1 "$PORT" >/dev/null 2>&1; }
+check "nothing listens on 127.0.0.1:$PORT after stop" refused
+
+# ---------------------------------------------------------------------------
+# Socket activation.
+
+check "systemctl start hostinfod.socket" C systemctl start hostinfod.socket
+check "service not running before the first connection" test "$(C systemctl is-active hostinfod.service)" != active
+out=$(session tcp 'quit\r\n')
+if printf '%s' "$out" | grep -qF "$GREETING1"; then
+    pass "first TCP connection starts the service and is served"
+else
+    fail "first TCP connection starts the service and is served" "$out
+$(journal 20)"
+fi
+check "service active after socket activation" is_active hostinfod.service
+out=$(session unix 'quit\n')
+if printf '%s' "$out" | grep -qF "$GREETING1"; then
+    pass "Unix socket of hostinfod.socket served"
+else
+    fail "Unix socket of hostinfod.socket served" "$out"
+fi
+apid=$(mainpid)
+put_conf "[protocol]
+greeting = \"hostinfod systemd test on {hostname}, generation two\""
+check "systemctl reload of the socket-activated service" C systemctl reload hostinfod.service
+out=$(session unix 'quit\n')
+if [ "$(mainpid)" = "$apid" ] && printf '%s' "$out" | grep -qF "$GREETING2"; then
+    pass "socket-activated reload: same MainPID, new greeting on the passed socket"
+else
+    fail "socket-activated reload: same MainPID, new greeting on the passed socket" "MainPID $apid -> $(mainpid); $out"
+fi
+cp "$WORK/hostinfod.toml.orig" "$ROOT$CONF"
+C systemctl stop hostinfod.service
+check "socket file kept when the activated service stops" C test -S "$SOCK"
+out=$(session unix 'quit\n')
+if printf '%s' "$out" | grep -qF "$GREETING1"; then
+    pass "next connection on the Unix socket activates the service again"
+else
+    fail "next connection on the Unix socket activates the service again" "$out
+$(journal 20)"
+fi
+
+cg=$(prop hostinfod.service ControlGroup)
+check "systemctl stop hostinfod.socket hostinfod.service" C systemctl stop hostinfod.socket hostinfod.service
+no_process_left "no process left in the cgroup (${cg:-gone}) after stop"
+
+# ---------------------------------------------------------------------------
+# Removal.
+
+check "service active again before removal" C systemctl start hostinfod.service
+if out=$(C dpkg -r hostinfod 2>&1); then pass "dpkg -r hostinfod"; else fail "dpkg -r hostinfod" "$out"; fi
+left=$(hostinfod_pids)
+check "no hostinfod process after dpkg -r" test -z "$left"
+check "unit files gone after dpkg -r" C test ! -e /usr/lib/systemd/system/hostinfod.service -a ! -e /usr/lib/systemd/system/hostinfod.socket
+check "configuration kept after dpkg -r (conffile)" C test -f "$CONF"
+if out=$(C dpkg -P hostinfod 2>&1); then pass "dpkg -P hostinfod"; else fail "dpkg -P hostinfod" "$out"; fi
+check "configuration gone after dpkg -P" C test ! -e /etc/hostinfod
+
+if [ "$failed" -gt 0 ]; then
+    log "journal of hostinfod in the container:"
+    journal 80 | sed 's/^/    | /' >&2
+fi
+finish
