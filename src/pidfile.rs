@@ -118,6 +118,16 @@ impl Pidfile {
         &self.path
     }
 
+    /// Moves the pidfile to `new` (a reload changed `daemon.pid_file`): the
+    /// new file is locked and written before the old one is removed, so the
+    /// daemon is never without a locked pidfile.
+    pub fn relocate(&mut self, new: &Path) -> Result<()> {
+        let next = Pidfile::acquire(new)?;
+        // Dropping the old one removes its file, then releases its lock.
+        drop(std::mem::replace(self, next));
+        Ok(())
+    }
+
     /// Removes the file (at a clean exit). The lock goes with the descriptor.
     pub fn remove(self) {
         drop(self);
@@ -194,6 +204,18 @@ mod tests {
             std::fs::read_to_string(&path).expect("read"),
             format!("{}\n", std::process::id())
         );
+    }
+
+    #[test]
+    fn relocate_locks_the_new_file_and_removes_the_old() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a.pid"), dir.path().join("sub/b.pid"));
+        let mut pf = Pidfile::acquire(&a).expect("acquire");
+        pf.relocate(&b).expect("relocate");
+        assert!(!a.exists());
+        assert!(is_locked(&b) && !is_locked(&a));
+        assert_eq!(read_pid(&b), Some(std::process::id() as i32));
+        assert_eq!(pf.path(), b);
     }
 
     #[test]

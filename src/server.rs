@@ -667,6 +667,19 @@ impl Server {
                 }
             }
         }
+        // A changed daemon.pid_file: move the locked pidfile (and the status
+        // file beside it) now, so a path we cannot take rejects the reload.
+        if let Some(pf) = self.pidfile.as_mut() {
+            let want = &new.daemon.pid_file;
+            if !want.as_os_str().is_empty() && pf.path() != want.as_path() {
+                if let Err(e) = pf.relocate(want) {
+                    listen::remove_socket_files(&fresh);
+                    return Err(e.to_string());
+                }
+                let _ = std::fs::remove_file(&self.status_path);
+                self.status_path = new.status_file(&self.env);
+            }
+        }
         self.notifier.reloading();
         let h = reload::Handover {
             exe: &self.exe,

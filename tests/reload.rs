@@ -740,3 +740,54 @@ fn daemon_started_with_a_relative_config_path_reloads() {
         assert!(d.alive(), "reload {i} killed it");
     }
 }
+
+#[test]
+fn pidfile_moves_when_a_reload_changes_its_path() {
+    let s = Setup::new("");
+    let mut d = s.start();
+    let pid = d.pid();
+    let moved = s.path("moved/h2.pid");
+    put_raw(
+        &s,
+        &format!(
+            "[listen]\ntcp = [\"127.0.0.1:{}\"]\nunix = [{:?}]\n\n[daemon]\npid_file = {moved:?}\n",
+            s.port, s.sock
+        ),
+    );
+    d.signal(Signal::SIGHUP);
+    assert!(
+        d.wait_log("reloaded (generation 1)", Duration::from_secs(10)),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&moved).unwrap_or_default(),
+        format!("{pid}\n"),
+        "pidfile at the new path"
+    );
+    assert!(!exists(&s.pid_file), "old pidfile left behind");
+    assert!(
+        !exists(&s.pid_file.with_extension("status")),
+        "old status file left behind"
+    );
+    assert!(
+        std::fs::read_to_string(moved.with_extension("status"))
+            .unwrap_or_default()
+            .contains("generation=1\n")
+    );
+    // The control commands, reading the new config, find the daemon; a
+    // second instance is refused on the new path.
+    let (code, out, err) = ctl(&s, "status");
+    assert_eq!(code, Some(0), "{out:?} {err:?}");
+    assert!(out.contains(&format!("pid={pid}\n")), "{out:?}");
+    let (code, _, err) = run_bounded(&s, &["-f"]);
+    assert_eq!(code, Some(1), "{err:?}");
+    assert!(
+        err.contains(&format!("already running (pid {pid})")),
+        "{err:?}"
+    );
+    let (code, _, err) = ctl(&s, "stop");
+    assert_eq!(code, Some(0), "{err:?}");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(!exists(&moved) && !exists(&moved.with_extension("status")));
+}
