@@ -120,7 +120,10 @@ pub fn run(mut opts: Options) -> Result<()> {
             server.serve()
         }
         Err(e) => {
-            log::error!("{e}");
+            // In the foreground main prints the error on stderr itself.
+            if daemonized {
+                log::error!("{e}");
+            }
             readiness.fail(&e);
             Err(e)
         }
@@ -343,45 +346,57 @@ impl Server {
 
     /// The poll loop. Returns when the daemon has stopped.
     fn serve(&mut self) -> Result<()> {
+        // The poll set lives on the stack when it fits: after each fork every
+        // page the parent writes is copied, and the stack page is written
+        // anyway, so this saves the heap page a Vec would dirty (poll writes
+        // `revents` back). Many listeners spill into the Vec.
+        const ON_STACK: usize = 16;
+        let idle = libc::pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        };
+        let mut stack = [idle; ON_STACK];
         loop {
             let accepting = self.children.len() < self.cfg.limits.max_children as usize
                 && self.paused_until.is_none_or(|t| Instant::now() >= t);
             if accepting {
                 self.paused_until = None;
             }
-            self.pollfds.clear();
-            self.pollfds.push(libc::pollfd {
+            let listening = if accepting { self.listeners.len() } else { 0 };
+            let mut spill = std::mem::take(&mut self.pollfds);
+            let fds: &mut [libc::pollfd] = if 1 + listening <= ON_STACK {
+                &mut stack[..1 + listening]
+            } else {
+                spill.clear();
+                spill.resize(1 + listening, idle);
+                &mut spill
+            };
+            fds[0] = libc::pollfd {
                 fd: self.signals.raw(),
                 events: libc::POLLIN,
                 revents: 0,
-            });
-            if accepting {
-                for l in &self.listeners {
-                    self.pollfds.push(libc::pollfd {
-                        fd: l.raw(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    });
-                }
+            };
+            for (slot, l) in fds[1..].iter_mut().zip(&self.listeners) {
+                *slot = libc::pollfd {
+                    fd: l.raw(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
             }
             let timeout = self.poll_timeout();
-            // SAFETY: pollfds is a valid, initialised array of its length.
-            let n = unsafe {
-                libc::poll(
-                    self.pollfds.as_mut_ptr(),
-                    self.pollfds.len() as libc::nfds_t,
-                    timeout,
-                )
-            };
+            // SAFETY: fds is a valid, initialised array of its length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if n < 0 {
                 if Errno::last() != Errno::EINTR {
                     log::error!("poll: {}", Errno::last());
                     std::thread::sleep(BACKOFF);
                 }
+                self.pollfds = spill;
                 continue;
             }
             self.tick_watchdog();
-            if self.pollfds[0].revents != 0 {
+            if fds[0].revents != 0 {
                 let p = self.signals.drain();
                 if p.child {
                     self.children.reap(log_exit);
@@ -392,14 +407,16 @@ impl Server {
                 if p.hangup {
                     self.reload();
                     // The listener set may have changed: rebuild the poll set.
+                    self.pollfds = spill;
                     continue;
                 }
             }
-            for i in 1..self.pollfds.len() {
-                if self.pollfds[i].revents != 0 {
+            for i in 1..fds.len() {
+                if fds[i].revents != 0 {
                     self.accept_on(i - 1);
                 }
             }
+            self.pollfds = spill;
         }
     }
 
