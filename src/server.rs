@@ -365,7 +365,7 @@ impl Server {
             }
             let listening = if accepting { self.listeners.len() } else { 0 };
             let mut spill = std::mem::take(&mut self.pollfds);
-            let fds: &mut [libc::pollfd] = if 1 + listening <= ON_STACK {
+            let fds: &mut [libc::pollfd] = if listening < ON_STACK {
                 &mut stack[..1 + listening]
             } else {
                 spill.clear();
@@ -411,8 +411,8 @@ impl Server {
                     continue;
                 }
             }
-            for i in 1..fds.len() {
-                if fds[i].revents != 0 {
+            for (i, fd) in fds.iter().enumerate().skip(1) {
+                if fd.revents != 0 {
                     self.accept_on(i - 1);
                 }
             }
