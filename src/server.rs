@@ -194,20 +194,21 @@ impl Server {
         let passed = reload::listen_fds();
         let names = reload::listen_names(passed.len());
         let mut listeners = Vec::with_capacity(passed.len().max(cfg.listen.tcp.len() + 1));
+        let activated = match &inherited {
+            Some(i) => i.activated,
+            None => !passed.is_empty(),
+        };
         for (fd, name) in passed.iter().zip(&names) {
             // SAFETY: LISTEN_PID names us, so these fds were passed to us to own.
             let mut l = unsafe { listen::adopt(*fd) }?;
-            // Sockets we made ourselves carry our name; systemd's belong to the socket unit.
-            l.owns_path = name == "hostinfod" && matches!(l.addr, Addr::Unix(_));
+            // Socket files we bound ourselves (handed over by a reload) are
+            // ours to remove at exit; systemd's belong to the socket unit.
+            l.owns_path = !activated && matches!(l.addr, Addr::Unix(_));
             if inherited.is_none() {
                 log::info!("socket activation: using {} (name {name:?})", l.addr);
             }
             listeners.push(l);
         }
-        let activated = match &inherited {
-            Some(i) => i.activated,
-            None => !passed.is_empty(),
-        };
         if !activated && inherited.is_none() {
             for p in &cfg.listen.unix {
                 note_dir(p);
