@@ -334,10 +334,13 @@ fn sighup_burst_leaves_the_daemon_alive_and_the_last_config_serving() {
     let mut d = s.start();
     let pid = d.pid();
     let t0 = Instant::now();
+    // 5 SIGHUPs about 8 ms apart (~35 ms in all), each after a new config.
     for i in 0..5 {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(8));
+        }
         put(&s, &greeting(&format!("Burst {i}.")));
         d.signal(Signal::SIGHUP);
-        std::thread::sleep(Duration::from_millis(10));
     }
     let burst = t0.elapsed();
     wait_greeting(s.port, "Burst 4.");
@@ -362,6 +365,8 @@ fn sighup_burst_leaves_the_daemon_alive_and_the_last_config_serving() {
         "5 SIGHUPs in {burst:?}; {} reload(s) done",
         s.status().get("generation").cloned().unwrap_or_default()
     );
+    // Generous: a loaded machine may oversleep; the point is a burst that
+    // lands during reloads in flight.
     assert!(burst < Duration::from_millis(200), "burst took {burst:?}");
 }
 
