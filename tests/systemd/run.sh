@@ -318,7 +318,7 @@ if printf '%s' "$out" | grep -q "$(mainpid)"; then
 else
     fail "hostinfod -s status as root finds the service's daemon" "$out"
 fi
-warnings=$(C journalctl -u hostinfod.service -p warning --no-pager -q -o cat)
+warnings=$(C journalctl -t hostinfod -p warning --no-pager -q -o cat)
 check "no warnings in the journal so far" test -z "$warnings"
 [ -z "$warnings" ] || printf '%s\n' "$warnings" | sed 's/^/    | /'
 
@@ -362,7 +362,33 @@ else
     fail "old greeting still served after the rejected reload" "$out"
 fi
 
+# A file that validates but that the daemon cannot apply (an address that is
+# not local): the daemon itself rejects the reload, and says why.
+put_conf "[listen]
+tcp = [\"127.0.0.1:$PORT\", \"192.0.2.1:$PORT\"]
+
+[protocol]
+greeting = \"this must never be served either\""
+if out=$(C systemctl reload hostinfod.service 2>&1); then
+    fail "systemctl reload fails when the daemon rejects the new configuration" "it succeeded: $out"
+else
+    pass "systemctl reload fails when the daemon rejects the new configuration"
+fi
+why=$(C journalctl -u hostinfod.service --no-pager -q -o cat -n 20 | grep -F '192.0.2.1' | tail -n 1)
+check "the daemon's reason is logged (${why:-nothing})" test -n "$why"
+sub=$(prop hostinfod.service SubState)
+check "service back to running after the rejected reload (SubState=$sub)" test "$sub" = running
+out=$(session tcp 'quit\r\n')
+if [ "$(mainpid)" = "$pid1" ] && printf '%s' "$out" | grep -qF "$GREETING2"; then
+    pass "same MainPID and old greeting after the daemon rejected the reload"
+else
+    fail "same MainPID and old greeting after the daemon rejected the reload" "MainPID $pid1 -> $(mainpid); $out"
+fi
+
 # A configuration error at start is exit 78: no restart loop.
+put_conf "[protocol]
+greeting = \"this must never be served\"
+no_such_key = 1"
 C systemctl restart hostinfod.service >/dev/null 2>&1
 sleep 2
 st=$(prop hostinfod.service ActiveState) code=$(prop hostinfod.service ExecMainStatus)
@@ -387,6 +413,24 @@ if wait_for 15 restarted; then
 else
     fail "restarted after SIGKILL" "$(C systemctl status hostinfod.service --no-pager)"
 fi
+
+# WatchdogSec=: the daemon keeps systemd's watchdog fed.
+mkdir -p "$ROOT/etc/systemd/system/hostinfod.service.d"
+printf '[Service]\nWatchdogSec=2s\n' >"$ROOT/etc/systemd/system/hostinfod.service.d/watchdog.conf"
+C systemctl daemon-reload
+C systemctl restart hostinfod.service
+wpid=$(mainpid)
+sleep 5
+wres=$(prop hostinfod.service Result) wst=$(prop hostinfod.service ActiveState)
+if [ "$wst" = active ] && [ "$(mainpid)" = "$wpid" ] && [ "$wres" = success ]; then
+    pass "WatchdogSec=2s: still active with the same MainPID after 5 s"
+else
+    fail "WatchdogSec=2s: still active with the same MainPID after 5 s" \
+        "ActiveState=$wst Result=$wres MainPID $wpid -> $(mainpid)"
+fi
+rm -f "$ROOT/etc/systemd/system/hostinfod.service.d/watchdog.conf"
+C systemctl daemon-reload
+C systemctl restart hostinfod.service
 
 # ---------------------------------------------------------------------------
 # Stop: a live session is told, and nothing is left in the cgroup.
@@ -454,10 +498,27 @@ cg=$(prop hostinfod.service ControlGroup)
 check "systemctl stop hostinfod.socket hostinfod.service" C systemctl stop hostinfod.socket hostinfod.service
 no_process_left "no process left in the cgroup (${cg:-gone}) after stop"
 
+warnings=$(C journalctl -t hostinfod -p warning --no-pager -q -o cat | grep -v -e '192.0.2.1' -e 'no_such_key')
+check "no unexpected warnings in the journal" test -z "$warnings"
+[ -z "$warnings" ] || printf '%s\n' "$warnings" | sed 's/^/    | /'
+
 # ---------------------------------------------------------------------------
 # Removal.
 
-check "service active again before removal" C systemctl start hostinfod.service
+check "service active again before the upgrade" C systemctl start hostinfod.service
+upid=$(mainpid)
+if out=$(C dpkg -i /root/hostinfod.deb 2>&1); then
+    pass "dpkg -i again (upgrade path)"
+else
+    fail "dpkg -i again (upgrade path)" "$out"
+fi
+npid=$(mainpid)
+if is_active hostinfod.service && [ "$npid" != "$upid" ] && [ "$npid" != 0 ]; then
+    pass "service restarted by the upgrade (MainPID $upid -> $npid)"
+else
+    fail "service restarted by the upgrade" "MainPID $upid -> $npid; $(C systemctl is-active hostinfod.service)"
+fi
+check "hostinfod.socket still disabled after the upgrade" test "$(C systemctl is-enabled hostinfod.socket)" = disabled
 if out=$(C dpkg -r hostinfod 2>&1); then pass "dpkg -r hostinfod"; else fail "dpkg -r hostinfod" "$out"; fi
 left=$(hostinfod_pids)
 check "no hostinfod process after dpkg -r" test -z "$left"
