@@ -5,7 +5,8 @@
 #
 # Without an argument the package is built with `cargo deb`.  Needs root and
 # Debian (bookworm) tools; what is missing is installed with apt-get:
-# debootstrap, systemd-container (systemd-nspawn), util-linux (nsenter).
+# debootstrap, systemd-container (systemd-nspawn), util-linux (nsenter),
+# lintian, and dpkg-dev when building.
 #
 # A minimal Debian bookworm root with systemd is debootstrapped once into
 # target/systemd-test/cache/ (reused while present; HOSTINFOD_SYSTEMD_CACHE
@@ -113,6 +114,9 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v systemd-nspawn >/dev/null || need+=(systemd-container)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v timeout >/dev/null || need+=(coreutils)
+command -v lintian >/dev/null || need+=(lintian)
+# cargo-deb computes the package's Depends with dpkg-shlibdeps.
+[ -n "${1:-}" ] || command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -137,6 +141,14 @@ if [ -z "$DEB" ]; then
 fi
 if [ -z "$DEB" ] || [ ! -f "$DEB" ]; then die "no package: ${DEB:-none built}"; fi
 log "package: $DEB"
+
+# The package itself: lintian finds no error (warnings are shown).
+if out=$(timeout 600 lintian --fail-on error --tag-display-limit 0 "$DEB" 2>&1); then
+    pass "lintian: no errors"
+else
+    fail "lintian: no errors" "$out"
+fi
+printf '%s\n' "$out" | grep -E '^[EW]: ' | sed 's/^/    | /'
 
 # The root file system: debootstrapped once, then copied for every run.
 stamp="debootstrap --variant=minbase --include=$INCLUDE bookworm"
