@@ -734,6 +734,37 @@ mod tests {
     }
 
     #[test]
+    fn shipped_file_documents_the_defaults() {
+        // Every key of config/hostinfod.toml is there, commented out, with
+        // its default: uncommented, the file must mean exactly the defaults.
+        let shipped = include_str!("../config/hostinfod.toml");
+        let uncommented: String = shipped
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let root = Env {
+            euid: 0,
+            xdg_runtime_dir: None,
+        };
+        let mut c = Config::parse(&uncommented, Path::new("/shipped.toml"), &root)
+            .expect("shipped file parses");
+        let d = Config::defaults(&root);
+        assert!(!c.tcp_is_default, "every key was uncommented");
+        c.tcp_is_default = true;
+        c.source = None;
+        assert_eq!(c, d);
+        let keys = uncommented
+            .lines()
+            .filter(|l| l.contains(" = ") && !l.starts_with('#'))
+            .count();
+        assert_eq!(keys, 23, "one line per key");
+    }
+
+    #[test]
     fn line_col_handles_multibyte() {
         assert_eq!(line_col("é\nab", 4), (2, 2));
         assert_eq!(line_col("abc", 99), (1, 4));

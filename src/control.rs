@@ -54,13 +54,19 @@ fn signal(pid: i32, sig: Signal) -> Result<()> {
     kill(Pid::from_raw(pid), sig).map_err(|e| Error::sys(format!("kill {} {pid}", sig.as_str()), e))
 }
 
-/// True while the process exists and is not a zombie.
+/// True while the process exists and is not a zombie. kill(pid, 0) is the
+/// test of existence; /proc only refines it (a zombie still "exists"), and
+/// an unreadable /proc entry (hidepid, ProtectProc=, the instant of an exec)
+/// never counts as an exit.
 fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
-        Err(_) => false,
+    match kill(Pid::from_raw(pid), None) {
+        Err(nix::errno::Errno::ESRCH) => false,
+        _ => match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_none_or(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+            Err(_) => true,
+        },
     }
 }
 
