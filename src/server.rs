@@ -453,7 +453,11 @@ impl Server {
         let lfd = listener.raw();
         let tcp = listener.addr.is_tcp();
         for _ in 0..ACCEPT_BATCH {
-            if self.children.len() >= self.cfg.limits.max_children as usize {
+            // A failed fork set a back-off: the rest of the batch waits in
+            // the backlog instead of being forked for (and failed) at once.
+            if self.children.len() >= self.cfg.limits.max_children as usize
+                || self.paused_until.is_some()
+            {
                 return;
             }
             let mut ss: libc::sockaddr_storage = unsafe_zeroed();
