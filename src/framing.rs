@@ -276,3 +276,210 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Ev {
+        Line(Vec<u8>),
+        TooLong,
+    }
+
+    /// Feeds `chunks` in order and returns every event; also checks that the
+    /// framer never holds more than `max` bytes between reads.
+    fn run<'a>(max: usize, chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<Ev> {
+        let mut f = Framer::new(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            let _ = f.feed::<()>(c, |e| {
+                out.push(match e {
+                    Event::Line(l) => Ev::Line(l.to_vec()),
+                    Event::TooLong => Ev::TooLong,
+                });
+                ControlFlow::Continue(())
+            });
+            assert!(f.pending() <= max);
+        }
+        out
+    }
+
+    /// `input` cut at the given points (taken modulo its length).
+    fn split<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        at.sort_unstable();
+        let mut pieces = Vec::new();
+        let mut prev = 0;
+        for c in at.into_iter().chain([input.len()]) {
+            pieces.push(&input[prev..c]);
+            prev = c;
+        }
+        pieces
+    }
+
+    /// Bytes that stress the framer: line ends, NUL and every Telnet
+    /// command byte are much more likely than in uniform noise.
+    fn wild_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            4 => any::<u8>(),
+            4 => prop::sample::select(b"date who\t?".to_vec()),
+            3 => prop::sample::select(vec![b'\r', b'\n', 0]),
+            3 => prop::sample::select(vec![IAC, SB, SE, WILL, 252, 253, DONT, 241, 244]),
+        ]
+    }
+
+    /// A byte of ordinary line content: no CR, LF or IAC.
+    fn plain_byte() -> impl Strategy<Value = u8> {
+        any::<u8>().prop_filter("no line end or IAC", |b| !matches!(*b, b'\r' | b'\n' | IAC))
+    }
+
+    /// A Telnet command that carries no data: option negotiation, a
+    /// two-byte command, or a subnegotiation (whose body may hold IAC IAC).
+    fn telnet_command() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            (WILL..=DONT, any::<u8>()).prop_map(|(v, o)| vec![IAC, v, o]),
+            (241u8..=249).prop_map(|c| vec![IAC, c]),
+            (
+                any::<u8>(),
+                prop::collection::vec(prop_oneof![plain_byte(), Just(b'\r'), Just(b'\n')], 0..20),
+                any::<bool>()
+            )
+                .prop_map(|(opt, body, escaped)| {
+                    let mut v = vec![IAC, SB, opt];
+                    v.extend_from_slice(&body);
+                    if escaped {
+                        v.extend_from_slice(&[IAC, IAC]);
+                    }
+                    v.extend_from_slice(&[IAC, SE]);
+                    v
+                }),
+        ]
+    }
+
+    fn line_end() -> impl Strategy<Value = &'static [u8]> {
+        prop::sample::select(vec![b"\n".as_slice(), b"\r\n", b"\r\0"])
+    }
+
+    proptest! {
+        #[test]
+        fn read_boundaries_do_not_matter(
+            input in prop::collection::vec(wild_byte(), 0..400),
+            cuts in prop::collection::vec(any::<usize>(), 0..40),
+            max in 1usize..64,
+        ) {
+            let whole = run(max, [input.as_slice()]);
+            let pieces = run(max, split(&input, &cuts));
+            let bytewise = run(max, input.chunks(1));
+            prop_assert_eq!(&whole, &pieces);
+            prop_assert_eq!(&whole, &bytewise);
+        }
+
+        #[test]
+        fn lines_hold_no_line_end_and_respect_the_limit(
+            input in prop::collection::vec(wild_byte(), 0..400),
+            max in 1usize..64,
+        ) {
+            let events = run(max, [input.as_slice()]);
+            for (i, e) in events.iter().enumerate() {
+                match e {
+                    Ev::Line(l) => {
+                        prop_assert!(!l.contains(&b'\n') && !l.contains(&b'\r'), "{:?}", l);
+                        prop_assert!(l.len() <= max);
+                    }
+                    // TooLong is the last thing the framer ever says.
+                    Ev::TooLong => prop_assert_eq!(i, events.len() - 1),
+                }
+            }
+        }
+
+        #[test]
+        fn plain_lines_come_through_unchanged(
+            lines in prop::collection::vec(
+                (prop::collection::vec(plain_byte(), 0..40), line_end()), 0..12),
+        ) {
+            let mut input = Vec::new();
+            for (l, end) in &lines {
+                input.extend_from_slice(l);
+                input.extend_from_slice(end);
+            }
+            let want: Vec<Ev> = lines.iter().map(|(l, _)| Ev::Line(l.clone())).collect();
+            prop_assert_eq!(run(40, [input.as_slice()]), want);
+        }
+
+        #[test]
+        fn iac_iac_round_trips_a_literal_ff(
+            line in prop::collection::vec(
+                any::<u8>().prop_filter("no line end", |b| *b != b'\r' && *b != b'\n'), 0..60),
+        ) {
+            // Telnet escaping: every 0xFF of the data is sent doubled.
+            let mut input = Vec::new();
+            for &b in &line {
+                input.push(b);
+                if b == IAC {
+                    input.push(IAC);
+                }
+            }
+            input.extend_from_slice(b"\r\n");
+            prop_assert_eq!(run(60, [input.as_slice()]), vec![Ev::Line(line)]);
+        }
+
+        #[test]
+        fn telnet_commands_anywhere_are_removed(
+            lines in prop::collection::vec(
+                (prop::collection::vec(plain_byte(), 0..30), line_end()), 1..8),
+            inserts in prop::collection::vec((any::<usize>(), telnet_command()), 0..8),
+            cuts in prop::collection::vec(any::<usize>(), 0..10),
+        ) {
+            let mut clean = Vec::new();
+            for (l, end) in &lines {
+                clean.extend_from_slice(l);
+                clean.extend_from_slice(end);
+            }
+            // Insert commands at arbitrary byte positions, even between the
+            // CR and LF of a line end.
+            let mut at: Vec<(usize, Vec<u8>)> = inserts
+                .into_iter()
+                .map(|(p, c)| (p % (clean.len() + 1), c))
+                .collect();
+            at.sort_by_key(|(p, _)| *p);
+            let mut noisy = Vec::new();
+            let mut prev = 0;
+            for (p, cmd) in &at {
+                noisy.extend_from_slice(&clean[prev..*p]);
+                noisy.extend_from_slice(cmd);
+                prev = *p;
+            }
+            noisy.extend_from_slice(&clean[prev..]);
+            let want = run(30, [clean.as_slice()]);
+            prop_assert_eq!(run(30, split(&noisy, &cuts)), want);
+        }
+
+        #[test]
+        fn a_line_over_the_limit_is_too_long_once(
+            prefix in prop::collection::vec(
+                (prop::collection::vec(plain_byte(), 0..16), line_end()), 0..4),
+            extra in 1usize..100,
+            max in 1usize..16,
+            tail in prop::collection::vec(wild_byte(), 0..50),
+        ) {
+            // Lines before the long one fit the limit.
+            let prefix: Vec<_> = prefix
+                .into_iter()
+                .map(|(l, end)| (l[..l.len().min(max)].to_vec(), end))
+                .collect();
+            let mut input = Vec::new();
+            for (l, end) in &prefix {
+                input.extend_from_slice(l);
+                input.extend_from_slice(end);
+            }
+            input.extend(std::iter::repeat_n(b'x', max + extra));
+            input.extend_from_slice(&tail);
+            let events = run(max, [input.as_slice()]);
+            let mut want: Vec<Ev> = prefix.iter().map(|(l, _)| Ev::Line(l.clone())).collect();
+            want.push(Ev::TooLong);
+            prop_assert_eq!(events, want);
+        }
+    }
+}
