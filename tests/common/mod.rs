@@ -375,3 +375,158 @@ pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 pub fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }
+
+// ---- helpers for the limits tests (tests/limits.rs) ----
+
+/// CPU time (user + system) `pid` has used so far, from /proc/PID/stat.
+pub fn cpu_time(pid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after "(comm) ": state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|s| s.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as u64;
+    Duration::from_micros(ticks * 1_000_000 / hz)
+}
+
+/// Resident set size of `pid` in kB (VmRSS).
+pub fn rss_kb(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The open fd numbers of `pid`.
+pub fn fds_of(pid: i32) -> Vec<i32> {
+    let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_unstable();
+    v
+}
+
+/// Sets the soft limit `res` of another process (prlimit(2)), keeping its
+/// hard limit; returns the previous (soft, hard) pair.
+pub fn set_rlimit_of(pid: i32, res: nix::sys::resource::Resource, soft: u64) -> (u64, u64) {
+    use nix::libc;
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid out-pointer; a null new-limit only reads.
+    let r = unsafe { libc::prlimit(pid, res as _, std::ptr::null(), &mut old) };
+    assert_eq!(r, 0, "prlimit get: {}", std::io::Error::last_os_error());
+    let new = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: valid pointers for the call.
+    let r = unsafe { libc::prlimit(pid, res as _, &new, std::ptr::null_mut()) };
+    assert_eq!(r, 0, "prlimit set: {}", std::io::Error::last_os_error());
+    (old.rlim_cur, old.rlim_max)
+}
+
+/// Sets the soft RLIMIT_NOFILE of another process; returns the previous
+/// (soft, hard) pair.
+pub fn set_nofile_of(pid: i32, soft: u64) -> (u64, u64) {
+    set_rlimit_of(pid, nix::sys::resource::Resource::RLIMIT_NOFILE, soft)
+}
+
+/// Raises this test process's soft RLIMIT_NOFILE to at least `want` (up to
+/// the hard limit); returns the soft limit now in force.
+pub fn raise_own_nofile(want: u64) -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft >= want {
+        return soft;
+    }
+    let new = want.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, new, hard).expect("setrlimit");
+    new
+}
+
+impl<S: Stream> Client<S> {
+    /// True if nothing at all arrives within `within` (the connection stays
+    /// open and silent). Data or EOF in that time gives false.
+    pub fn silent_for(&mut self, within: Duration) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        self.s.set_timeout(Some(within));
+        let mut chunk = [0u8; 4096];
+        let silent = match self.s.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                false
+            }
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        self.s.set_timeout(Some(IO_TIMEOUT));
+        silent
+    }
+}
+
+impl Setup {
+    /// Like [`Setup::start`], with `f` adjusting the command before it is
+    /// spawned (e.g. a `pre_exec` that sets resource limits).
+    pub fn start_custom(&self, f: impl FnOnce(&mut Command)) -> Daemon {
+        let log = self.path("stderr.log");
+        let err = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("-f")
+            .arg("-c")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err);
+        f(&mut cmd);
+        let child = cmd.spawn().expect("spawn hostinfod");
+        let mut d = Daemon {
+            child: Some(child),
+            log,
+            port: self.port,
+            sock: self.sock.clone(),
+        };
+        d.wait_ready();
+        d
+    }
+}
+
+/// Tasks (threads of all processes) whose real uid is `uid`: what
+/// RLIMIT_NPROC counts.
+pub fn tasks_of_uid(uid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter(|st| {
+            st.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u32>().ok())
+                == Some(uid)
+        })
+        .map(|st| {
+            st.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1)
+        })
+        .sum()
+}
