@@ -36,9 +36,8 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(c) => {
                 let printed = c.to_toml();
-                let again = Config::parse(&printed, file, &env).unwrap_or_else(|e| {
-                    panic!("--print-config output rejected: {e}\n{printed}")
-                });
+                let again = Config::parse(&printed, file, &env)
+                    .unwrap_or_else(|e| panic!("--print-config output rejected: {e}\n{printed}"));
                 assert_eq!(again.to_toml(), printed, "print-config not a fixed point");
                 assert_eq!(again.limits, c.limits);
                 assert_eq!(again.commands, c.commands);
