@@ -90,7 +90,13 @@ say "# hostinfod benchmark"
 say
 say "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 say "- machine: $(nproc) CPUs, ${CPU:-unknown CPU}, kernel $(uname -r), $(awk '/^MemTotal:/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM"
-say "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+envs=""
+for v in BENCH_SECS BENCH_WARMUP BENCH_CONC BENCH_IDLE BENCH_RELOADS BENCH_STRACE; do
+	[[ -n ${!v:-} ]] && envs+="$v=\"${!v}\" "
+done
+say "- command: \`${envs}bench/compare.sh\`"
+LOAD_START=$(cat /proc/loadavg)
+say "- load average at start: $(cut -d' ' -f1-3 <<<"$LOAD_START")"
 say "- open files limit: $(ulimit -n); cell: ${SECS} s measured after ${WARMUP} s warm-up"
 say "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo ' (working tree modified)')"
 
@@ -338,6 +344,7 @@ for tr in tcp unix; do
 	done
 done
 
+LOAD_MATRIX=$(cut -d' ' -f1-3 /proc/loadavg)
 say
 say "## Sessions per second"
 say
@@ -640,6 +647,7 @@ else
 	say "- sessions/s with $hi idle ≥ 0.9 × with $lo: $ir — $( [[ $ir == n/a ]] && echo FAIL || verdict ge "$ir" 0.9)"
 fi
 say
-say "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "- load average: at start $(cut -d' ' -f1-3 <<<"$LOAD_START"), after the matrix $LOAD_MATRIX, at end $(cut -d' ' -f1-3 /proc/loadavg)" \
+	"(1/5/15 min; the benchmark itself keeps ~2 runnable, more means something else was running)"
 [[ -n $HOSTINFOD_NOTE ]] && say "- note: $HOSTINFOD_NOTE"
 exit 0
