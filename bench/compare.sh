@@ -648,6 +648,6 @@ else
 fi
 say
 say "- load average: at start $(cut -d' ' -f1-3 <<<"$LOAD_START"), after the matrix $LOAD_MATRIX, at end $(cut -d' ' -f1-3 /proc/loadavg)" \
-	"(1/5/15 min; the benchmark itself keeps ~2 runnable, more means something else was running)"
+	"(1/5/15 min; the benchmark's own clients and servers raise it during the run, so the start value and \`top\` tell whether something else was running)"
 [[ -n $HOSTINFOD_NOTE ]] && say "- note: $HOSTINFOD_NOTE"
 exit 0
