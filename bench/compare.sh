@@ -604,6 +604,8 @@ fi
 say
 say "## Targets (issue 7)"
 say
+say "Strict comparisons of single runs; on 2 shared CPUs a few per cent either way is noise."
+say
 verdict() { if "$@"; then printf 'PASS'; else printf 'FAIL'; fi; }
 if [[ -z ${R[hostinfod,tcp,${CONCS%% *},rate]:-} ]]; then
 	say "- hostinfod was not measured: ${HOSTINFOD_NOTE:-unknown reason}"
