@@ -159,6 +159,19 @@ impl Children {
         t
     }
 
+    /// Reaps `pid` if it has ended: a waitpid for one PID costs the same
+    /// whatever the number of children, where waitpid(-1) walks them all.
+    /// Returns true if it was reaped.
+    pub fn reap_pid(&mut self, pid: i32, mut ended: impl FnMut(i32, Option<Child>, Ended)) -> bool {
+        let how = match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Ended::Exited(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => Ended::Signaled(sig),
+            _ => return false,
+        };
+        ended(pid, self.remove(pid), how);
+        true
+    }
+
     /// Reaps every child that has ended (waitpid WNOHANG in a loop) and calls
     /// `ended` for each with what we knew of it (None for a PID not in the
     /// table). Returns how many were reaped.

@@ -34,6 +34,8 @@ pub mod status;
 pub mod children;
 /// Binding and adopting listening sockets.
 pub mod listen;
+/// Giving back the pages of start-up code.
+pub mod memory;
 /// The in-place re-exec reload and what crosses it.
 pub mod reload;
 /// The parent's poll loop: accept, fork, reap, reload, stop.

@@ -50,6 +50,8 @@ pub struct Options {
 const ACCEPT_BATCH: usize = 64;
 /// Pause after fd exhaustion or a failed fork.
 const BACKOFF: Duration = Duration::from_millis(100);
+/// Longest a child whose SIGCHLD was merged into another's stays a zombie.
+const SCAN_INTERVAL: Duration = Duration::from_millis(50);
 /// Said to a client we cannot fork for.
 const BUSY_RETRY: &[u8] = b"Server busy, try again later.";
 
@@ -79,6 +81,8 @@ pub struct Server {
     paused_until: Option<Instant>,
     pollfds: Vec<libc::pollfd>,
     next_watchdog: Option<Instant>,
+    /// When the next full reaping pass is owed (see [`Server::on_sigchld`]).
+    scan_due: Option<Instant>,
     /// The session's buffers, allocated once here and used by each child.
     session_bufs: Option<session::Buffers>,
 }
@@ -299,6 +303,7 @@ impl Server {
             paused_until: None,
             pollfds: Vec::with_capacity(8),
             next_watchdog: None,
+            scan_due: None,
             session_bufs: None,
         };
         server.session_bufs = Some(session::Buffers::new(
@@ -318,6 +323,8 @@ impl Server {
                 std::process::id()
             ),
         }
+        let trimmed = crate::memory::trim();
+        log::debug!("gave back {trimmed} kB of start-up code pages");
         server.notifier.ready(&server.status_line());
         server.next_watchdog = server
             .notifier
@@ -397,10 +404,13 @@ impl Server {
                 continue;
             }
             self.tick_watchdog();
+            if self.scan_due.is_some_and(|t| Instant::now() >= t) {
+                self.reap_all();
+            }
             if fds[0].revents != 0 {
                 let p = self.signals.drain();
                 if p.child {
-                    self.children.reap(log_exit);
+                    self.on_sigchld(p.exited);
                 }
                 if p.terminate {
                     return self.shutdown();
@@ -421,17 +431,47 @@ impl Server {
         }
     }
 
+    /// Reaps after a SIGCHLD.
+    ///
+    /// waitpid(-1) walks the whole list of children in the kernel, so with a
+    /// thousand idle sessions every call costs tens of microseconds. The
+    /// signal names the child it was sent for, and a waitpid for that one PID
+    /// costs the same however many children there are. But standard signals
+    /// do not queue: a child that ends while a SIGCHLD is still pending sends
+    /// nothing of its own. So after the cheap reap a full pass is still owed;
+    /// it runs at once when the hint was no use or every slot is taken (a
+    /// zombie then holds a slot a client waits for), and otherwise within
+    /// [`SCAN_INTERVAL`], covering every exit merged in the meantime with one
+    /// walk. Counts are still only decremented by a waitpid of that PID.
+    fn on_sigchld(&mut self, exited: Option<i32>) {
+        let hinted = exited.is_some_and(|pid| self.children.reap_pid(pid, log_exit));
+        if !hinted || self.children.len() >= self.cfg.limits.max_children as usize {
+            self.reap_all();
+        } else if self.scan_due.is_none() {
+            self.scan_due = Some(Instant::now() + SCAN_INTERVAL);
+        }
+    }
+
+    /// The full reaping pass: waitpid(-1, WNOHANG) until nothing is left.
+    fn reap_all(&mut self) {
+        self.scan_due = None;
+        self.children.reap(log_exit);
+    }
+
     fn poll_timeout(&self) -> i32 {
         let now = Instant::now();
         let mut deadline: Option<Instant> = self.next_watchdog;
-        if let Some(p) = self.paused_until {
-            deadline = Some(deadline.map_or(p, |d| d.min(p)));
+        for t in [self.paused_until, self.scan_due].into_iter().flatten() {
+            deadline = Some(deadline.map_or(t, |d| d.min(t)));
         }
         match deadline {
             None => -1,
+            // Rounded up, so poll does not wake just before the deadline
+            // and go round once more for the remaining fraction.
             Some(d) => d
                 .saturating_duration_since(now)
-                .as_millis()
+                .as_micros()
+                .div_ceil(1000)
                 .clamp(1, i32::MAX as u128) as i32,
         }
     }
@@ -493,7 +533,9 @@ impl Server {
             let Some(peer) = peer_of(&ss, tcp, &client) else {
                 continue;
             };
-            if self.children.count(&peer.source) >= self.cfg.limits.max_per_source {
+            if self.children.count(&peer.source) >= self.cfg.limits.max_per_source
+                && self.recount(&peer.source) >= self.cfg.limits.max_per_source
+            {
                 log::info!("REFUSED: too many sessions from {}", peer.source);
                 let mut line =
                     format!("Server busy: too many sessions from {}.", peer.source).into_bytes();
@@ -503,6 +545,14 @@ impl Server {
             }
             self.spawn(client, idx, tcp, peer);
         }
+    }
+
+    /// The count for `source` after a full reaping pass: a client that got
+    /// its `Goodbye.` may reconnect before its old session's child has been
+    /// reaped, and must not be refused for a session that has ended.
+    fn recount(&mut self, source: &Source) -> u32 {
+        self.reap_all();
+        self.children.count(source)
     }
 
     fn spawn(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) {
@@ -536,24 +586,14 @@ impl Server {
         // are the parent's. Closing raw numbers (and never running their
         // destructors) matters for the pidfile: dropping its Flock would
         // unlock the description the parent shares.
-        let close = |fd: RawFd| {
-            // SAFETY: closing the child's copies of the parent's fds; the
-            // owning objects are never used or dropped in this process.
-            unsafe { libc::close(fd) };
-        };
-        // No Vec here: a child that calls malloc dirties (copies) heap pages.
-        self.listeners.iter().map(Listener::raw).for_each(close);
-        self.pidfile
-            .as_ref()
-            .map(Pidfile::raw)
-            .into_iter()
-            .for_each(close);
-        self.spare
-            .as_ref()
-            .map(AsRawFd::as_raw_fd)
-            .into_iter()
-            .for_each(close);
-        self.notifier.raw().into_iter().for_each(close);
+        close_all(
+            self.listeners
+                .iter()
+                .map(Listener::raw)
+                .chain(self.pidfile.as_ref().map(Pidfile::raw))
+                .chain(self.spare.as_ref().map(AsRawFd::as_raw_fd))
+                .chain(self.notifier.raw()),
+        );
         if log::log_enabled!(log::Level::Info) {
             let via = self.listeners.get(idx).map(|l| l.addr.to_string());
             log::info!(
@@ -796,6 +836,44 @@ impl Server {
         }
         log::info!("stopped");
         Ok(())
+    }
+}
+
+/// Closes the given fds in as few system calls as the numbering allows: the
+/// parent opens its own fds one after another at start-up, so they usually
+/// form one run that a single close_range(2) closes. No allocation (this
+/// runs in a fresh child, where malloc would dirty shared pages).
+fn close_all(fds: impl Iterator<Item = RawFd>) {
+    const MAX: usize = 32;
+    let mut set = [0 as RawFd; MAX];
+    let mut n = 0;
+    for fd in fds {
+        if n < MAX {
+            set[n] = fd;
+            n += 1;
+        } else {
+            // SAFETY: closing the child's copy of a parent-owned fd.
+            unsafe { libc::close(fd) };
+        }
+    }
+    let set = &mut set[..n];
+    set.sort_unstable();
+    let mut i = 0;
+    while i < set.len() {
+        let mut j = i;
+        while j + 1 < set.len() && set[j + 1] <= set[j] + 1 {
+            j += 1;
+        }
+        // SAFETY: every fd in the run is one of the parent's, whose owning
+        // objects are never used or dropped in this child.
+        let r = unsafe { libc::close_range(set[i] as u32, set[j] as u32, 0) };
+        if r != 0 {
+            for &fd in &set[i..=j] {
+                // SAFETY: as above; close_range is missing on old kernels.
+                unsafe { libc::close(fd) };
+            }
+        }
+        i = j + 1;
     }
 }
 

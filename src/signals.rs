@@ -45,6 +45,10 @@ pub fn handled() -> SigSet {
 pub struct Pending {
     /// SIGCHLD: reap.
     pub child: bool,
+    /// The child the SIGCHLD was about, when it reported an exit. Standard
+    /// signals do not queue: other children may have ended while it was
+    /// pending, so this is a hint for a cheap first waitpid, not a list.
+    pub exited: Option<i32>,
     /// SIGHUP: reload.
     pub hangup: bool,
     /// SIGTERM or SIGINT: stop.
@@ -72,17 +76,42 @@ impl Signals {
     /// Reads every queued signal and returns what is pending.
     pub fn drain(&self) -> Pending {
         let mut p = Pending::default();
-        // Each read returns one signal; standard signals do not queue, so
-        // this loop ends after at most a handful of reads.
-        while let Ok(Some(info)) = self.fd.read_signal() {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGCHLD) => p.child = true,
-                Ok(Signal::SIGHUP) => p.hangup = true,
-                Ok(Signal::SIGTERM | Signal::SIGINT) => p.terminate = true,
-                _ => {}
+        // Standard signals do not queue, so at most one record per handled
+        // signal can be pending: one read of a buffer with room for more
+        // than that takes them all, without a second read to see EAGAIN.
+        const ROOM: usize = 8;
+        // SAFETY: signalfd_siginfo is plain old data; zero is a valid value.
+        let mut buf: [nix::libc::signalfd_siginfo; ROOM] = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<nix::libc::signalfd_siginfo>();
+        loop {
+            // SAFETY: buf is writable for its whole size.
+            let n = unsafe {
+                nix::libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), size * ROOM)
+            };
+            if n <= 0 {
+                return p;
+            }
+            let got = n as usize / size;
+            for info in &buf[..got] {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => {
+                        p.child = true;
+                        if matches!(
+                            info.ssi_code,
+                            nix::libc::CLD_EXITED | nix::libc::CLD_KILLED | nix::libc::CLD_DUMPED
+                        ) {
+                            p.exited = Some(info.ssi_pid as i32);
+                        }
+                    }
+                    Ok(Signal::SIGHUP) => p.hangup = true,
+                    Ok(Signal::SIGTERM | Signal::SIGINT) => p.terminate = true,
+                    _ => {}
+                }
+            }
+            if got < ROOM {
+                return p;
             }
         }
-        p
     }
 
     /// The raw fd, for poll.

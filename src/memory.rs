@@ -1,0 +1,139 @@
+//! Keeping the parent small: giving back the pages of code that only
+//! start-up ran.
+//!
+//! Parsing the command line and the TOML file, validating, binding: all of it
+//! runs once, yet its code pages stay mapped in the parent for its whole life,
+//! and since nothing else maps this binary they count as the parent's own
+//! memory (USS). Once serving, [`trim`] asks the kernel to drop the mappings
+//! of such pages: read-only file-backed pages that only we map and that hold
+//! no private copy (no anonymous pages, so nothing is lost — they are read
+//! again from the page cache if ever needed). The few pages the serving loop
+//! uses fault back in on the first connection and stay.
+//!
+//! Mappings with anonymous pages are never touched: `.data.rel.ro` is
+//! read-only after relocation but its pages are private copies, and dropping
+//! them would bring back the unrelocated file contents.
+
+/// One mapping from /proc/self/smaps.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Mapping {
+    start: usize,
+    end: usize,
+    writable: bool,
+    file_backed: bool,
+    /// Private_Clean + Private_Dirty: pages only we map. For a file page
+    /// "dirty" can mean the page cache has not written it back yet (a binary
+    /// just built); without anonymous pages there is no private copy either way.
+    private_kb: u64,
+    anonymous_kb: u64,
+}
+
+/// Parses the mappings of an smaps text.
+fn parse_smaps(text: &str) -> Vec<Mapping> {
+    let mut out: Vec<Mapping> = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let Some(first) = f.next() else { continue };
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                let perms = f.next().unwrap_or("");
+                let path = f.nth(3).unwrap_or("");
+                out.push(Mapping {
+                    start,
+                    end,
+                    writable: perms.contains('w'),
+                    file_backed: path.starts_with('/'),
+                    ..Mapping::default()
+                });
+                continue;
+            }
+        }
+        let value = || f.clone().next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        if let Some(m) = out.last_mut() {
+            match first {
+                "Private_Clean:" | "Private_Dirty:" => m.private_kb += value(),
+                "Anonymous:" => m.anonymous_kb = value(),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The mappings that are safe and worth dropping.
+fn trimmable(maps: &[Mapping]) -> impl Iterator<Item = &Mapping> {
+    maps.iter()
+        .filter(|m| m.file_backed && !m.writable && m.anonymous_kb == 0 && m.private_kb > 0)
+}
+
+/// Drops the page mappings of read-only file pages only this process maps.
+/// Returns the kilobytes given back.
+pub fn trim() -> u64 {
+    let Ok(text) = std::fs::read_to_string("/proc/self/smaps") else {
+        return 0;
+    };
+    let maps = parse_smaps(&text);
+    let mut freed = 0;
+    for m in trimmable(&maps) {
+        // SAFETY: the range is one whole mapping of ours, read-only, file
+        // backed and without private copies: MADV_DONTNEED only drops page
+        // table entries, and later accesses read the same file pages again.
+        let r = unsafe {
+            nix::libc::madvise(m.start as *mut _, m.end - m.start, nix::libc::MADV_DONTNEED)
+        };
+        if r == 0 {
+            freed += m.private_kb;
+        }
+    }
+    freed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+5600-5700 r--p 00000000 fd:01 123 /usr/sbin/hostinfod
+Private_Clean:        64 kB
+Anonymous:             0 kB
+5700-5800 r-xp 00001000 fd:01 123 /usr/sbin/hostinfod
+Private_Clean:       900 kB
+Anonymous:             0 kB
+5800-5900 r--p 00002000 fd:01 123 /usr/sbin/hostinfod
+Private_Clean:         0 kB
+Anonymous:            32 kB
+5900-5a00 rw-p 00003000 fd:01 123 /usr/sbin/hostinfod
+Private_Clean:         8 kB
+Anonymous:             4 kB
+7f00-7f10 r-xp 00000000 fd:01 9 /usr/lib/x86_64-linux-gnu/libc.so.6
+Private_Clean:         0 kB
+Anonymous:             0 kB
+7f20-7f30 rw-p 00000000 00:00 0 
+Private_Clean:         0 kB
+Anonymous:            12 kB
+";
+
+    #[test]
+    fn only_clean_read_only_private_file_pages_are_trimmed() {
+        let maps = parse_smaps(SAMPLE);
+        assert_eq!(maps.len(), 6);
+        let t: Vec<usize> = trimmable(&maps).map(|m| m.start).collect();
+        // Text and rodata of the binary; not relro (anonymous copies), not
+        // data (writable), not libc (shared), not the heap.
+        assert_eq!(t, vec![0x5600, 0x5700]);
+    }
+
+    #[test]
+    fn trimming_this_process_gives_pages_back_and_keeps_running() {
+        // The test binary's code is mapped by this process alone, so there
+        // is something to give back.
+        assert!(trim() > 0);
+        // The code just given back runs again: its pages fault back in.
+        let after = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let maps = parse_smaps(&after);
+        assert!(maps.iter().any(|m| m.file_backed && !m.writable));
+        assert_eq!(trimmable(&parse_smaps(SAMPLE)).count(), 2);
+    }
+}
