@@ -112,6 +112,11 @@ impl Children {
             .count() as u32
     }
 
+    /// True if `pid` is a live session of ours.
+    pub fn contains(&self, pid: i32) -> bool {
+        self.entries.iter().any(|(p, _)| *p == pid)
+    }
+
     /// Records a new child.
     pub fn insert(&mut self, pid: i32, child: Child) {
         // A PID we still held can only reappear if it was reaped without us
@@ -162,7 +167,7 @@ impl Children {
     /// Reaps `pid` if it has ended: a waitpid for one PID costs the same
     /// whatever the number of children, where waitpid(-1) walks them all.
     /// Returns true if it was reaped.
-    pub fn reap_pid(&mut self, pid: i32, mut ended: impl FnMut(i32, Option<Child>, Ended)) -> bool {
+    pub fn reap_pid(&mut self, pid: i32, ended: impl FnOnce(i32, Option<Child>, Ended)) -> bool {
         let how = match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => Ended::Exited(code),
             Ok(WaitStatus::Signaled(_, sig, _)) => Ended::Signaled(sig),
@@ -191,6 +196,89 @@ impl Children {
             ended(raw, self.remove(raw), how);
         }
         n
+    }
+}
+
+/// Children announce their exit here, so the parent can reap them by PID.
+///
+/// waitpid(-1) walks the kernel's whole list of the parent's children to find
+/// a zombie, and the oldest children (idle sessions) sit at the head of that
+/// list: with a thousand of them every reap costs tens of microseconds. A
+/// SIGCHLD names one child, but standard signals merge, so under load most
+/// exits arrive unnamed. So each child, just before `_exit`, writes its PID
+/// (4 bytes, atomic in a pipe) to this pipe; on SIGCHLD the parent reads all
+/// the PIDs in one read and waits for each by PID, which costs the same
+/// however many children there are. A PID read before its child has become a
+/// zombie is kept and tried again: that child's own SIGCHLD comes after. A
+/// child that dies without writing (a crash, SIGKILL) is found by the full
+/// pass the server still runs shortly after every SIGCHLD. Both ends are
+/// non-blocking: a child never waits for a full pipe (its write just fails
+/// and the full pass reaps it) and close-on-exec, so each image of the
+/// daemon has its own.
+#[derive(Debug)]
+pub struct ExitPipe {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+    /// Announced PIDs that were not yet zombies when read.
+    exiting: Vec<i32>,
+}
+
+impl ExitPipe {
+    /// A new pipe.
+    pub fn new() -> nix::Result<Self> {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        Ok(ExitPipe {
+            read,
+            write,
+            exiting: Vec::with_capacity(64),
+        })
+    }
+
+    /// The read end (closed in children).
+    pub fn read_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.read.as_raw_fd()
+    }
+
+    /// In the child, just before `_exit`: announce `pid`. Best effort.
+    pub fn announce(&self, pid: i32) {
+        use std::os::fd::AsRawFd;
+        let b = pid.to_ne_bytes();
+        // SAFETY: a valid 4-byte buffer; the fd is open for the child's life.
+        unsafe { nix::libc::write(self.write.as_raw_fd(), b.as_ptr().cast(), b.len()) };
+    }
+
+    /// Reaps every announced child that has ended. Children still exiting
+    /// are kept for the next call.
+    pub fn reap_announced(
+        &mut self,
+        table: &mut Children,
+        mut ended: impl FnMut(i32, Option<Child>, Ended),
+    ) {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: buf is writable for its length.
+            let n = unsafe {
+                nix::libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
+            };
+            if n <= 0 {
+                break;
+            }
+            for c in buf[..n as usize].chunks_exact(4) {
+                let pid = i32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
+                // Only our own, live sessions are worth a waitpid.
+                if pid > 0 && table.contains(pid) {
+                    self.exiting.push(pid);
+                }
+            }
+            if (n as usize) < buf.len() {
+                break;
+            }
+        }
+        self.exiting
+            .retain(|&pid| table.contains(pid) && !table.reap_pid(pid, &mut ended));
     }
 }
 
@@ -268,6 +356,44 @@ mod tests {
         );
         assert_eq!(t.count(&ip("10.0.0.1")), 0);
         assert_eq!(t.count(&ip("10.0.0.2")), 1);
+    }
+
+    #[test]
+    fn announced_children_are_reaped_by_pid() {
+        let mut pipe = ExitPipe::new().expect("pipe");
+        let mut t = Children::with_capacity(4);
+        let mut kids = Vec::new();
+        for _ in 0..3 {
+            let c = std::process::Command::new("true")
+                .spawn()
+                .expect("spawn true");
+            let pid = c.id() as i32;
+            t.insert(
+                pid,
+                Child {
+                    source: Source::Uid(0),
+                    started_us: 0,
+                },
+            );
+            pipe.announce(pid);
+            kids.push(c);
+        }
+        pipe.announce(1); // not ours: ignored
+        let mut reaped = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while reaped.len() < 3 && std::time::Instant::now() < deadline {
+            pipe.reap_announced(&mut t, |pid, c, how| {
+                assert!(c.is_some());
+                assert_eq!(how, Ended::Exited(0));
+                reaped.push(pid);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        reaped.sort_unstable();
+        let mut want: Vec<i32> = kids.iter().map(|k| k.id() as i32).collect();
+        want.sort_unstable();
+        assert_eq!(reaped, want);
+        assert!(t.is_empty() && pipe.exiting.is_empty());
     }
 
     #[test]

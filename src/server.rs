@@ -23,7 +23,7 @@ use nix::libc;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{ForkResult, Pid, fork};
 
-use crate::children::{Child, Children, Ended, Source, monotonic_us};
+use crate::children::{Child, Children, Ended, ExitPipe, Source, monotonic_us};
 use crate::config::{Config, Env};
 use crate::daemon::Readiness;
 use crate::error::{Error, Result};
@@ -50,8 +50,9 @@ pub struct Options {
 const ACCEPT_BATCH: usize = 64;
 /// Pause after fd exhaustion or a failed fork.
 const BACKOFF: Duration = Duration::from_millis(100);
-/// Longest a child whose SIGCHLD was merged into another's stays a zombie.
-const SCAN_INTERVAL: Duration = Duration::from_millis(50);
+/// Longest a child that ended without announcing it (crashed, killed) and
+/// whose SIGCHLD merged into another's stays a zombie.
+const SCAN_INTERVAL: Duration = Duration::from_millis(100);
 /// Said to a client we cannot fork for.
 const BUSY_RETRY: &[u8] = b"Server busy, try again later.";
 
@@ -83,6 +84,8 @@ pub struct Server {
     next_watchdog: Option<Instant>,
     /// When the next full reaping pass is owed (see [`Server::on_sigchld`]).
     scan_due: Option<Instant>,
+    /// Where children announce their exit (see [`crate::children::ExitPipe`]).
+    exits: Option<ExitPipe>,
     /// The session's buffers, allocated once here and used by each child.
     session_bufs: Option<session::Buffers>,
 }
@@ -304,6 +307,9 @@ impl Server {
             pollfds: Vec::with_capacity(8),
             next_watchdog: None,
             scan_due: None,
+            exits: ExitPipe::new()
+                .map_err(|e| log::warn!("exit pipe: {e}; reaping by full passes only"))
+                .ok(),
             session_bufs: None,
         };
         server.session_bufs = Some(session::Buffers::new(
@@ -431,21 +437,21 @@ impl Server {
         }
     }
 
-    /// Reaps after a SIGCHLD.
-    ///
-    /// waitpid(-1) walks the whole list of children in the kernel, so with a
-    /// thousand idle sessions every call costs tens of microseconds. The
-    /// signal names the child it was sent for, and a waitpid for that one PID
-    /// costs the same however many children there are. But standard signals
-    /// do not queue: a child that ends while a SIGCHLD is still pending sends
-    /// nothing of its own. So after the cheap reap a full pass is still owed;
-    /// it runs at once when the hint was no use or every slot is taken (a
-    /// zombie then holds a slot a client waits for), and otherwise within
-    /// [`SCAN_INTERVAL`], covering every exit merged in the meantime with one
-    /// walk. Counts are still only decremented by a waitpid of that PID.
+    /// Reaps after a SIGCHLD: the child the signal names and every child
+    /// that announced its exit, each by PID (see [`ExitPipe`] for why not
+    /// waitpid(-1)). A full pass is still owed for children that ended
+    /// without a word; it runs at once when every slot is taken (a zombie
+    /// then holds a slot a client waits for), otherwise within
+    /// [`SCAN_INTERVAL`]. Counts are only ever decremented by a waitpid of
+    /// that PID.
     fn on_sigchld(&mut self, exited: Option<i32>) {
-        let hinted = exited.is_some_and(|pid| self.children.reap_pid(pid, log_exit));
-        if !hinted || self.children.len() >= self.cfg.limits.max_children as usize {
+        if let Some(pid) = exited {
+            self.children.reap_pid(pid, log_exit);
+        }
+        if let Some(x) = self.exits.as_mut() {
+            x.reap_announced(&mut self.children, log_exit);
+        }
+        if self.exits.is_none() || self.children.len() >= self.cfg.limits.max_children as usize {
             self.reap_all();
         } else if self.scan_due.is_none() {
             self.scan_due = Some(Instant::now() + SCAN_INTERVAL);
@@ -551,6 +557,9 @@ impl Server {
     /// its `Goodbye.` may reconnect before its old session's child has been
     /// reaped, and must not be refused for a session that has ended.
     fn recount(&mut self, source: &Source) -> u32 {
+        if let Some(x) = self.exits.as_mut() {
+            x.reap_announced(&mut self.children, log_exit);
+        }
         self.reap_all();
         self.children.count(source)
     }
@@ -592,7 +601,8 @@ impl Server {
                 .map(Listener::raw)
                 .chain(self.pidfile.as_ref().map(Pidfile::raw))
                 .chain(self.spare.as_ref().map(AsRawFd::as_raw_fd))
-                .chain(self.notifier.raw()),
+                .chain(self.notifier.raw())
+                .chain(self.exits.as_ref().map(ExitPipe::read_fd)),
         );
         if log::log_enabled!(log::Level::Info) {
             let via = self.listeners.get(idx).map(|l| l.addr.to_string());
@@ -615,6 +625,9 @@ impl Server {
             .unwrap_or_else(|| session::Buffers::new(self.cfg.limits.max_line_bytes as usize));
         let end = session::serve(&client, tcp, &ctx, &self.signals, bufs);
         drop(client);
+        if let Some(x) = &self.exits {
+            x.announce(std::process::id() as i32);
+        }
         // _exit: no destructors, no atexit handlers, no stdio flush of
         // buffers that are the parent's.
         crate::daemon::exit_now(end.exit_code())
