@@ -331,6 +331,13 @@ impl Server {
         }
         let trimmed = crate::memory::trim();
         log::debug!("gave back {trimmed} kB of start-up code pages");
+        if let Err(e) = session::rehearse(&session::Context {
+            cfg: &server.cfg,
+            hello_tcp: &server.hello_tcp,
+            hello_unix: &server.hello_unix,
+        }) {
+            log::warn!("start-up self-test session failed: {e}");
+        }
         server.notifier.ready(&server.status_line());
         server.next_watchdog = server
             .notifier

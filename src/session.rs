@@ -85,7 +85,6 @@ impl End {
 struct Io<'s> {
     fd: RawFd,
     signals: &'s Signals,
-    started: Instant,
     session_deadline: Instant,
     idle: Duration,
 }
@@ -183,7 +182,6 @@ pub fn serve(
     let io = Io {
         fd: sock.as_raw_fd(),
         signals,
-        started,
         session_deadline: started + Duration::from_secs(cfg.limits.session_timeout_secs),
         idle: Duration::from_secs(cfg.limits.idle_timeout_secs),
     };
@@ -251,10 +249,79 @@ pub fn serve(
     }
 }
 
-impl Io<'_> {
-    /// How long the session has run (for logs).
-    #[allow(dead_code)]
-    fn age(&self) -> Duration {
-        self.started.elapsed()
+/// Runs one scripted session inside the parent, over a socketpair, before
+/// the first client: a self-test of the whole exchange, and a way to have the
+/// parent map the code pages a session runs. After fork, code pages mapped by
+/// both parent and child are shared; pages only a child maps would count as
+/// that child's own memory. Returns what went wrong, if anything.
+pub fn rehearse(ctx: &Context<'_>) -> Result<(), String> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| format!("socketpair: {e}"))?;
+    let script = b"date\r\nhelp\r\nnope\r\n\r\nquit\r\n";
+    // SAFETY: a valid buffer; the socket buffer holds these few bytes at once.
+    let n = unsafe { nix::libc::write(ours.as_raw_fd(), script.as_ptr().cast(), script.len()) };
+    if n != script.len() as isize {
+        return Err("cannot write the script".into());
+    }
+    let signals = Signals::inert().map_err(|e| e.to_string())?;
+    let bufs = Buffers::new(ctx.cfg.limits.max_line_bytes as usize);
+    let end = serve(&theirs, true, ctx, &signals, bufs);
+    let mut reply = vec![0u8; 8192];
+    // SAFETY: reply is writable for its length; everything is already queued.
+    let n = unsafe { nix::libc::read(ours.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len()) };
+    reply.truncate(usize::try_from(n).unwrap_or(0));
+    let has = |needle: &[u8]| reply.windows(needle.len()).any(|w| w == needle);
+    if end != End::Normal || !reply.ends_with(b"Goodbye.\r\n") || !has(protocol::HELP) {
+        return Err(format!(
+            "ended {end:?}, replied {:?}",
+            String::from_utf8_lossy(&reply)
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rehearsal_runs_a_whole_session() {
+        let env = crate::config::Env {
+            euid: 1000,
+            xdg_runtime_dir: None,
+        };
+        let cfg = Config::defaults(&env);
+        let hello = b"Welcome\r\nCommand? ".to_vec();
+        let ctx = Context {
+            cfg: &cfg,
+            hello_tcp: &hello,
+            hello_unix: &hello,
+        };
+        assert_eq!(rehearse(&ctx), Ok(()));
+    }
+
+    #[test]
+    fn rehearsal_reports_a_broken_exchange() {
+        let env = crate::config::Env {
+            euid: 1000,
+            xdg_runtime_dir: None,
+        };
+        let mut cfg = Config::defaults(&env);
+        // Lines of at most 3 bytes: "date" is too long, the session ends early.
+        cfg.limits.max_line_bytes = 3;
+        let hello = b"Welcome\r\n".to_vec();
+        let ctx = Context {
+            cfg: &cfg,
+            hello_tcp: &hello,
+            hello_unix: &hello,
+        };
+        let err = rehearse(&ctx).expect_err("too-long line");
+        assert!(err.contains("LineTooLong"), "{err}");
     }
 }

@@ -73,6 +73,17 @@ impl Signals {
         Ok(Signals { fd })
     }
 
+    /// A signal source that never fires (an empty mask), for running a
+    /// session in the parent without consuming the parent's signals.
+    pub fn inert() -> Result<Self> {
+        let fd = SignalFd::with_flags(
+            &SigSet::empty(),
+            SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+        )
+        .map_err(|e| Error::sys("signalfd", e))?;
+        Ok(Signals { fd })
+    }
+
     /// Reads every queued signal and returns what is pending.
     pub fn drain(&self) -> Pending {
         let mut p = Pending::default();
