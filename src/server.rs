@@ -50,6 +50,10 @@ pub struct Options {
 const ACCEPT_BATCH: usize = 64;
 /// Pause after fd exhaustion or a failed fork.
 const BACKOFF: Duration = Duration::from_millis(100);
+/// From this many live sessions on, new children announce their exit through
+/// the exit pipe; below it, waitpid(-1) has few children to walk and costs
+/// less than the announcement's two system calls per session.
+const ANNOUNCE_FROM: usize = 32;
 /// Longest a child that ended without announcing it (crashed, killed) and
 /// whose SIGCHLD merged into another's stays a zombie.
 const SCAN_INTERVAL: Duration = Duration::from_millis(100);
@@ -86,6 +90,8 @@ pub struct Server {
     scan_due: Option<Instant>,
     /// Where children announce their exit (see [`crate::children::ExitPipe`]).
     exits: Option<ExitPipe>,
+    /// A child told to announce its exit was forked since the pipe was last read.
+    announced: bool,
     /// The session's buffers, allocated once here and used by each child.
     session_bufs: Option<session::Buffers>,
 }
@@ -310,6 +316,7 @@ impl Server {
             exits: ExitPipe::new()
                 .map_err(|e| log::warn!("exit pipe: {e}; reaping by full passes only"))
                 .ok(),
+            announced: false,
             session_bufs: None,
         };
         server.session_bufs = Some(session::Buffers::new(
@@ -444,21 +451,31 @@ impl Server {
         }
     }
 
-    /// Reaps after a SIGCHLD: the child the signal names and every child
-    /// that announced its exit, each by PID (see [`ExitPipe`] for why not
-    /// waitpid(-1)). A full pass is still owed for children that ended
-    /// without a word; it runs at once when every slot is taken (a zombie
-    /// then holds a slot a client waits for), otherwise within
-    /// [`SCAN_INTERVAL`]. Counts are only ever decremented by a waitpid of
-    /// that PID.
+    /// Reaps after a SIGCHLD.
+    ///
+    /// First the child the signal names, by PID. With few sessions, then a
+    /// full waitpid(-1) pass, which has few children to walk. With many (from
+    /// [`ANNOUNCE_FROM`] on, children announce their exit through the
+    /// [`ExitPipe`]) every announced child is reaped by PID, and the full pass
+    /// still owed for children that ended without a word runs at once when
+    /// every slot is taken (a zombie then holds a slot a client waits for),
+    /// otherwise within [`SCAN_INTERVAL`]. Counts are only ever decremented
+    /// by a waitpid of that PID.
     fn on_sigchld(&mut self, exited: Option<i32>) {
         if let Some(pid) = exited {
             self.children.reap_pid(pid, log_exit);
         }
-        if let Some(x) = self.exits.as_mut() {
-            x.reap_announced(&mut self.children, log_exit);
+        let many = self.children.len() >= ANNOUNCE_FROM / 2;
+        if many || self.announced {
+            if let Some(x) = self.exits.as_mut() {
+                x.reap_announced(&mut self.children, log_exit);
+            }
+            self.announced = false;
         }
-        if self.exits.is_none() || self.children.len() >= self.cfg.limits.max_children as usize {
+        if !many
+            || self.exits.is_none()
+            || self.children.len() >= self.cfg.limits.max_children as usize
+        {
             self.reap_all();
         } else if self.scan_due.is_none() {
             self.scan_due = Some(Instant::now() + SCAN_INTERVAL);
@@ -572,10 +589,12 @@ impl Server {
     }
 
     fn spawn(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) {
+        let announce = self.exits.is_some() && self.children.len() >= ANNOUNCE_FROM;
+        self.announced |= announce;
         // SAFETY: the parent is single-threaded, so the child starts with a
         // consistent heap and no lock held by a vanished thread.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => self.child(client, idx, tcp, peer),
+            Ok(ForkResult::Child) => self.child(client, idx, tcp, peer, announce),
             Ok(ForkResult::Parent { child }) => {
                 self.children.insert(
                     child.as_raw(),
@@ -597,7 +616,7 @@ impl Server {
     }
 
     /// The child's whole life: close what belongs to the parent, serve, exit.
-    fn child(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) -> ! {
+    fn child(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer, announce: bool) -> ! {
         // The listeners, the pidfile lock, the spare fd and the notify socket
         // are the parent's. Closing raw numbers (and never running their
         // destructors) matters for the pidfile: dropping its Flock would
@@ -632,7 +651,7 @@ impl Server {
             .unwrap_or_else(|| session::Buffers::new(self.cfg.limits.max_line_bytes as usize));
         let end = session::serve(&client, tcp, &ctx, &self.signals, bufs);
         drop(client);
-        if let Some(x) = &self.exits {
+        if let (true, Some(x)) = (announce, &self.exits) {
             x.announce(std::process::id() as i32);
         }
         // _exit: no destructors, no atexit handlers, no stdio flush of
