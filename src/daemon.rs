@@ -67,6 +67,18 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { nix::libc::_exit(code) }
 }
 
+/// Creates the directory that will hold `path` (a pidfile, a socket) when it
+/// is missing, with its parents, as mkdir -p does.
+pub fn ensure_parent_dir(path: &std::path::Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::DirBuilder::new()
+            .recursive(true)
+            .create(dir)
+            .map_err(|e| Error::file(dir, e)),
+        _ => Ok(()),
+    }
+}
+
 /// Closes every fd above 2 except those in `keep`.
 fn close_inherited(keep: &[RawFd]) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {

@@ -114,14 +114,7 @@ fn backlog_of(n: u32) -> Backlog {
 pub fn bind_unix(path: &Path, backlog: u32, mode: u32) -> Result<Listener> {
     let shown = Addr::Unix(path.to_path_buf());
     let e = |source| listen_err(&shown, source);
-    if let Some(dir) = path.parent() {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .create(dir)
-                .map_err(|err| Error::file(dir, err))?;
-        }
-    }
+    crate::daemon::ensure_parent_dir(path)?;
     clear_stale(path)?;
     let fd = socket(
         AddressFamily::Unix,

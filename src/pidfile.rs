@@ -37,14 +37,7 @@ pub struct Pidfile {
 impl Pidfile {
     /// Creates or opens `path`, takes the lock, writes our pid.
     pub fn acquire(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent() {
-            if !dir.exists() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .create(dir)
-                    .map_err(|e| Error::file(dir, e))?;
-            }
-        }
+        crate::daemon::ensure_parent_dir(path)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -92,52 +92,7 @@ impl SetupExt for Setup {
     /// Starts `EXE -f -c CONFIG` (a copy of the binary, say) as a child of
     /// the test and waits until it accepts on TCP.
     fn start_exe(&self, exe: &Path, args: &[&str], envs: &[(&str, &str)]) -> Daemon {
-        let log = self.path("stderr.log");
-        let mut tries = 0;
-        let child = loop {
-            let err = std::fs::File::create(&log).expect("log file");
-            let mut cmd = Command::new(exe);
-            cmd.arg("-f")
-                .arg("-c")
-                .arg(&self.config)
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(err);
-            for (k, v) in envs {
-                cmd.env(k, v);
-            }
-            match cmd.spawn() {
-                Ok(c) => break c,
-                // A freshly written binary can be briefly busy when another
-                // test thread forked while its write fd was open.
-                Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && tries < 50 => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("spawn {}: {e}", exe.display()),
-            }
-        };
-        let mut d = Daemon {
-            child: Some(child),
-            log,
-            port: self.port,
-            sock: self.sock.clone(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(Ok(Some(st))) = d.child.as_mut().map(|c| c.try_wait()) {
-                panic!("{} exited at start ({st}): {}", exe.display(), d.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not listen within 20 s: {}",
-                exe.display(),
-                d.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        d
+        self.start_exe_with(exe, args, envs)
     }
 
     /// The status file beside the pidfile, as a map (empty when absent).

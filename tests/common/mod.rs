@@ -91,20 +91,38 @@ impl Setup {
 
     /// Same, with extra args and environment.
     pub fn start_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Daemon {
+        self.start_exe_with(std::path::Path::new(BIN), args, envs)
+    }
+
+    /// Starts `EXE -f -c CONFIG` (the binary under test, or a copy of it) as
+    /// a child of the test and waits until it accepts on TCP.
+    pub fn start_exe_with(&self, exe: &Path, args: &[&str], envs: &[(&str, &str)]) -> Daemon {
         let log = self.path("stderr.log");
-        let err = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(BIN);
-        cmd.arg("-f")
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn hostinfod");
+        let mut tries = 0;
+        let child = loop {
+            let err = std::fs::File::create(&log).expect("log file");
+            let mut cmd = Command::new(exe);
+            cmd.arg("-f")
+                .arg("-c")
+                .arg(&self.config)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(err);
+            for (k, v) in envs {
+                cmd.env(k, v);
+            }
+            match cmd.spawn() {
+                Ok(c) => break c,
+                // A freshly written binary can be briefly busy when another
+                // test thread forked while its write fd was open.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("spawn {}: {e}", exe.display()),
+            }
+        };
         let mut d = Daemon {
             child: Some(child),
             log,
