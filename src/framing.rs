@@ -269,6 +269,16 @@ mod tests {
     }
 
     #[test]
+    fn undoubled_iac_in_a_subnegotiation_does_not_end_it() {
+        // IAC SB, then IAC IAC (a literal 255 of the subnegotiation), then a
+        // bare SE: still inside it, so "date" is swallowed until IAC SE.
+        assert_eq!(
+            frame(100, &[b"\xff\xfa\xff\xff\xf0date\n\xff\xf0ok\n"]),
+            lines(&["ok"])
+        );
+    }
+
+    #[test]
     fn nul_and_binary_are_data() {
         assert_eq!(
             frame(100, &[b"\0a\x80\xfe\n"]),
@@ -342,7 +352,10 @@ mod proptests {
             (WILL..=DONT, any::<u8>()).prop_map(|(v, o)| vec![IAC, v, o]),
             (241u8..=249).prop_map(|c| vec![IAC, c]),
             (
-                any::<u8>(),
+                // An option byte of 255 would itself have to be sent doubled
+                // (RFC 855: every IAC inside a subnegotiation is doubled);
+                // undoubled it does not end the subnegotiation.
+                0u8..IAC,
                 prop::collection::vec(prop_oneof![plain_byte(), Just(b'\r'), Just(b'\n')], 0..20),
                 any::<bool>()
             )

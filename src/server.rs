@@ -127,7 +127,7 @@ pub fn run(mut opts: Options) -> Result<()> {
         Readiness::none()
     };
     crate::log::init(&cfg, !daemonized);
-    match Server::start(cfg, env, opts, exe, inherited, &readiness) {
+    match Server::start(cfg, env, opts, exe, inherited) {
         Ok(mut server) => {
             readiness.ok();
             server.serve()
@@ -167,7 +167,6 @@ impl Server {
         opts: Options,
         exe: PathBuf,
         inherited: Option<reload::Inherited>,
-        readiness: &Readiness,
     ) -> Result<Self> {
         let signals = Signals::install()?;
         let notifier = Notifier::from_env();
@@ -189,14 +188,12 @@ impl Server {
 
         // Pidfile first: a second instance must say "already running", not
         // fail on an address the first one holds.
-        let pidfile = match (&inherited, cfg.daemon.pid_file.as_os_str().is_empty()) {
-            (Some(inh), _) if inh.pidfile_fd.is_some() => {
-                let fd = inh.pidfile_fd.unwrap_or(-1);
-                // SAFETY: the previous image passed this fd for us to own.
-                Some(unsafe { Pidfile::adopt(fd, &cfg.daemon.pid_file) }?)
-            }
-            (_, true) => None,
-            (_, false) => {
+        let handed_pidfile = inherited.as_ref().and_then(|i| i.pidfile_fd);
+        let pidfile = match (handed_pidfile, cfg.daemon.pid_file.as_os_str().is_empty()) {
+            // SAFETY: the previous image passed this fd for us to own.
+            (Some(fd), _) => Some(unsafe { Pidfile::adopt(fd, &cfg.daemon.pid_file) }?),
+            (None, true) => None,
+            (None, false) => {
                 note_dir(&cfg.daemon.pid_file);
                 Some(Pidfile::acquire(&cfg.daemon.pid_file)?)
             }
@@ -290,7 +287,6 @@ impl Server {
         };
         let status_path = cfg.status_file(&env);
         let args: Vec<OsString> = std::env::args_os().collect();
-        let _ = readiness;
         let mut server = Server {
             hello_tcp: render_hello(&cfg, &hostname, b"\r\n"),
             hello_unix: render_hello(&cfg, &hostname, b"\n"),
