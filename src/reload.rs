@@ -40,6 +40,7 @@ const ACTIVATED: &str = "HOSTINFOD_ACTIVATED";
 const HUP_AT: &str = "HOSTINFOD_HUP_AT_US";
 const EXE: &str = "HOSTINFOD_EXE";
 const CONFIG: &str = "HOSTINFOD_CONFIG";
+const LEFTOVERS: &str = "HOSTINFOD_LEFTOVERS";
 /// The effective uid whose defaults apply (see [`crate::config::Env`]):
 /// after a privilege drop the re-executed image must still resolve the
 /// defaults as root did, or every default path would seem to change.
@@ -55,6 +56,7 @@ const HANDOVER_VARS: &[&str] = &[
     HUP_AT,
     EXE,
     CONFIG,
+    LEFTOVERS,
     DEFAULTS_UID,
     "LISTEN_PID",
     "LISTEN_FDS",
@@ -84,6 +86,9 @@ pub struct Inherited {
     /// what the operator typed, which may be relative to a directory the
     /// daemon left for `/`).
     pub config: Option<PathBuf>,
+    /// Files of the previous configuration for this image to remove once it
+    /// serves (see [`Handover::leftovers`]).
+    pub leftovers: Vec<PathBuf>,
 }
 
 fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -102,7 +107,40 @@ pub fn inherited() -> Option<Inherited> {
         hup_at_us: var(HUP_AT),
         exe: std::env::var_os(EXE).map(PathBuf::from)?,
         config: std::env::var_os(CONFIG).map(PathBuf::from),
+        leftovers: std::env::var(LEFTOVERS)
+            .map(|v| decode_paths(&v))
+            .unwrap_or_default(),
     })
+}
+
+/// Paths as hex of their bytes, joined by `:` (a path may hold any byte but
+/// NUL, an environment value any but NUL and, by convention, not newline).
+fn encode_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| {
+            p.as_os_str()
+                .as_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn decode_paths(text: &str) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStringExt as _;
+    text.split(':')
+        .filter(|h| !h.is_empty() && h.len() % 2 == 0)
+        .filter_map(|h| {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+                .collect::<Option<Vec<u8>>>()
+        })
+        .map(|b| PathBuf::from(OsString::from_vec(b)))
+        .collect()
 }
 
 /// The fds passed by `LISTEN_FDS` when `LISTEN_PID` is this process.
@@ -150,6 +188,11 @@ pub struct Handover<'a> {
     pub defaults_uid: u32,
     /// The absolute `-c` path, if one was given.
     pub config: Option<&'a Path>,
+    /// Files the next image removes once it serves: the socket files of
+    /// listeners the new configuration drops, and the pidfile and status
+    /// file when it sets `pid_file = ""`. Removing them here, before the
+    /// exec, would leave an image whose exec failed without them.
+    pub leftovers: Vec<PathBuf>,
 }
 
 /// One fd slot (3, 4, …) overwritten for the exec, and how to put it back.
@@ -285,6 +328,9 @@ fn environment(h: &Handover<'_>, n: RawFd) -> Vec<CString> {
     set(HUP_AT, h.hup_at_us.to_string());
     set(EXE, h.exe.to_string_lossy().into_owned());
     set(DEFAULTS_UID, h.defaults_uid.to_string());
+    if !h.leftovers.is_empty() {
+        set(LEFTOVERS, encode_paths(&h.leftovers));
+    }
     if let Some(c) = h.config {
         // As bytes: a path need not be UTF-8.
         let mut kv = format!("{CONFIG}=").into_bytes();
@@ -294,4 +340,21 @@ fn environment(h: &Handover<'_>, n: RawFd) -> Vec<CString> {
         }
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt as _;
+
+    #[test]
+    fn paths_survive_the_environment() {
+        let odd = PathBuf::from(OsString::from_vec(b"/run/x:y\n\xff.sock".to_vec()));
+        let paths = vec![PathBuf::from("/run/hostinfod/a.sock"), odd];
+        let text = encode_paths(&paths);
+        assert!(!text.contains('\n'));
+        assert_eq!(decode_paths(&text), paths);
+        assert!(decode_paths("zz:1").is_empty());
+        assert!(decode_paths("").is_empty());
+    }
 }

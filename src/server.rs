@@ -253,6 +253,7 @@ impl Server {
         }
 
         let generation = inherited.as_ref().map_or(0, |i| i.generation);
+        let inherited_leftovers = inherited.as_ref().map(|i| i.leftovers.clone());
         let mut children = Children::decode(
             inherited.as_ref().map_or("", |i| i.children.as_str()),
             cfg.limits.max_children as usize,
@@ -319,6 +320,15 @@ impl Server {
             server.cfg.limits.max_line_bytes as usize,
         ));
         server.write_status();
+        if let Some(left) = &inherited_leftovers {
+            // Never what this image itself uses (the default status file of
+            // "no pidfile" can be the old one's path).
+            let in_use = |p: &&PathBuf| {
+                **p == server.status_path || server.pidfile.as_ref().is_some_and(|f| f.path() == *p)
+            };
+            let left: Vec<PathBuf> = left.iter().filter(|p| !in_use(p)).cloned().collect();
+            remove_leftovers(&left);
+        }
         for l in &server.listeners {
             log::info!("listening on {}", l.addr);
         }
@@ -766,11 +776,31 @@ impl Server {
                 }
             }
         }
+        // Socket files of listeners the new configuration drops are removed
+        // by the next image once it serves (the sockets close on exec).
+        let mut leftovers: Vec<PathBuf> = dropped
+            .iter()
+            .filter_map(|&i| match self.listeners.get(i) {
+                Some(Listener {
+                    addr: Addr::Unix(p),
+                    owns_path: true,
+                    ..
+                }) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
         // A changed daemon.pid_file: move the locked pidfile (and the status
         // file beside it) now, so a path we cannot take rejects the reload.
+        // Set to "": the pidfile's fd is not handed over (it closes on exec,
+        // which releases the lock) and the next image removes both files.
+        let mut keep_pidfile = true;
         if let Some(pf) = self.pidfile.as_mut() {
             let want = &new.daemon.pid_file;
-            if !want.as_os_str().is_empty() && pf.path() != want.as_path() {
+            if want.as_os_str().is_empty() {
+                keep_pidfile = false;
+                leftovers.push(pf.path().to_path_buf());
+                leftovers.push(self.status_path.clone());
+            } else if pf.path() != want.as_path() {
                 if let Err(e) = pf.relocate(want) {
                     listen::remove_socket_files(&fresh);
                     return Err(e.to_string());
@@ -784,7 +814,11 @@ impl Server {
             exe: &self.exe,
             args: &self.args,
             listeners: handed,
-            pidfile_fd: self.pidfile.as_ref().map(Pidfile::raw),
+            pidfile_fd: self
+                .pidfile
+                .as_ref()
+                .filter(|_| keep_pidfile)
+                .map(Pidfile::raw),
             generation: self.status.generation + 1,
             reload_seq: self.status.reload_seq,
             started: self.status.started,
@@ -793,35 +827,12 @@ impl Server {
             hup_at_us: hup_at,
             defaults_uid: self.env.euid,
             config: self.opts.config.as_deref(),
+            leftovers,
         };
-        // Socket files of removed Unix listeners go before the exec; the
-        // sockets themselves close on exec.
-        for &i in &dropped {
-            if let Some(Listener {
-                addr: Addr::Unix(p),
-                owns_path: true,
-                ..
-            }) = self.listeners.get(i)
-            {
-                let _ = std::fs::remove_file(p);
-            }
-        }
         let err = reload::exec(&h);
-        // Still here: the exec failed. Put the removed socket files back by
-        // keeping the old set; drop the freshly bound ones.
-        for &i in &dropped {
-            if let Some(Listener {
-                addr: Addr::Unix(p),
-                owns_path: true,
-                ..
-            }) = self.listeners.get(i)
-            {
-                log::warn!(
-                    "socket file {} was removed for the reload; restart to restore it",
-                    p.display()
-                );
-            }
-        }
+        // Still here: the exec failed and this image serves on, unchanged:
+        // every listener, socket file and the pidfile are as they were; only
+        // the freshly bound listeners go.
         listen::remove_socket_files(&fresh);
         drop(fresh);
         Err(format!("cannot execute {}: {err}", self.exe.display()))
@@ -911,6 +922,35 @@ fn close_all(fds: impl Iterator<Item = RawFd>) {
             }
         }
         i = j + 1;
+    }
+}
+
+/// Removes the files the previous image's configuration left (see
+/// [`reload::Handover::leftovers`]), each only if it is what we think it is:
+/// a socket file, or a pidfile or status file that names this process.
+fn remove_leftovers(paths: &[PathBuf]) {
+    use std::os::unix::fs::FileTypeExt as _;
+    let me = std::process::id();
+    for p in paths {
+        let Ok(meta) = std::fs::symlink_metadata(p) else {
+            continue;
+        };
+        let ours = if meta.file_type().is_socket() {
+            true
+        } else if meta.is_file() {
+            crate::pidfile::read_pid(p) == Some(me as i32)
+                || crate::status::read(p)
+                    .and_then(|m| m.get("pid").cloned())
+                    .is_some_and(|v| v == me.to_string())
+        } else {
+            false
+        };
+        if ours {
+            match std::fs::remove_file(p) {
+                Ok(()) => log::info!("removed {} (no longer configured)", p.display()),
+                Err(e) => log::warn!("cannot remove {}: {e}", p.display()),
+            }
+        }
     }
 }
 

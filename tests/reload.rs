@@ -796,3 +796,86 @@ fn pidfile_moves_when_a_reload_changes_its_path() {
     assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(!exists(&moved) && !exists(&moved.with_extension("status")));
 }
+
+#[test]
+fn pidfile_set_to_none_by_a_reload_is_removed_and_released() {
+    let s = Setup::new("");
+    let mut d = s.start();
+    let pid = d.pid();
+    let old_status = s.pid_file.with_extension("status");
+    assert!(exists(&s.pid_file) && exists(&old_status));
+    put_raw(
+        &s,
+        &format!(
+            "[listen]\ntcp = [\"127.0.0.1:{}\"]\nunix = [{:?}]\n\n[daemon]\npid_file = \"\"\n{}",
+            s.port,
+            s.sock,
+            greeting("No pidfile.")
+        ),
+    );
+    d.signal(Signal::SIGHUP);
+    wait_greeting(s.port, "No pidfile.");
+    assert!(still_running(&mut d));
+    assert_eq!(d.pid(), pid);
+    assert!(
+        eventually(Duration::from_secs(5), || !exists(&s.pid_file)),
+        "old pidfile left behind"
+    );
+    assert!(!exists(&old_status), "old status file left behind");
+    // The lock went with the pidfile: another daemon may take that path now.
+    let other = Setup::new("");
+    put_raw(
+        &other,
+        &format!(
+            "[listen]\ntcp = [\"127.0.0.1:{}\"]\nunix = []\n\n[daemon]\npid_file = {:?}\n",
+            other.port, s.pid_file
+        ),
+    );
+    let second = other.start();
+    assert_eq!(
+        std::fs::read_to_string(&s.pid_file).unwrap_or_default(),
+        format!("{}\n", second.pid())
+    );
+    drop(second);
+    try_session_unix(&s.sock, "help").expect("first daemon still serves");
+}
+
+#[test]
+fn failed_exec_keeps_the_socket_file_of_a_listener_it_would_drop() {
+    let extra = "extra.sock";
+    let s = Setup::new("");
+    let extra = s.path(extra);
+    let two = |greet: &str| {
+        format!(
+            "[listen]\ntcp = [\"127.0.0.1:{}\"]\nunix = [{:?}, {extra:?}]\n\n[daemon]\npid_file = {:?}\n{}",
+            s.port,
+            s.sock,
+            s.pid_file,
+            greeting(greet)
+        )
+    };
+    put_raw(&s, &two("Two sockets."));
+    let exe = s.path("hostinfod");
+    copy_binary(&exe, b"");
+    let mut d = s.start_exe(&exe, &[], &[]);
+    try_session_unix(&extra, "help").expect("extra socket serves");
+    std::fs::remove_file(&exe).expect("delete the binary");
+    // The new configuration drops the extra socket; the exec then fails.
+    put(&s, &greeting("One socket."));
+    let (code, _, err) = ctl(&s, "reload");
+    assert_eq!(code, Some(1), "{err:?}");
+    assert!(err.contains("cannot execute"), "{err:?}");
+    assert!(still_running(&mut d));
+    assert!(exists(&extra), "the old image still serves on it");
+    try_session_unix(&extra, "help").expect("extra socket still serves");
+    // With the binary back, the reload goes through and the file goes.
+    copy_binary(&exe, b"");
+    let (code, _, err) = ctl(&s, "reload");
+    assert_eq!(code, Some(0), "{err:?}");
+    assert_eq!(greeting_now(s.port), "One socket.");
+    assert!(
+        eventually(Duration::from_secs(5), || !exists(&extra)),
+        "dropped socket file removed by the new image"
+    );
+    try_session_unix(&s.sock, "help").expect("kept socket serves");
+}
