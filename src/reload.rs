@@ -345,7 +345,6 @@ fn environment(h: &Handover<'_>, n: RawFd) -> Vec<CString> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::ffi::OsStringExt as _;
 
     #[test]
     fn paths_survive_the_environment() {
