@@ -105,6 +105,7 @@ impl Children {
     }
 
     /// Live sessions from `source`.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn count(&self, source: &Source) -> u32 {
         self.entries
             .iter()
@@ -118,6 +119,7 @@ impl Children {
     }
 
     /// Records a new child.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn insert(&mut self, pid: i32, child: Child) {
         // A PID we still held can only reappear if it was reaped without us
         // hearing; the old entry goes, so it cannot hold a count forever.
@@ -126,6 +128,7 @@ impl Children {
     }
 
     /// Forgets a reaped child and returns what we knew of it.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn remove(&mut self, pid: i32) -> Option<Child> {
         let i = self.entries.iter().position(|(p, _)| *p == pid)?;
         Some(self.entries.swap_remove(i).1)
@@ -167,6 +170,7 @@ impl Children {
     /// Reaps `pid` if it has ended: a waitpid for one PID costs the same
     /// whatever the number of children, where waitpid(-1) walks them all.
     /// Returns true if it was reaped.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn reap_pid(&mut self, pid: i32, ended: impl FnOnce(i32, Option<Child>, Ended)) -> bool {
         let how = match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => Ended::Exited(code),
@@ -180,6 +184,7 @@ impl Children {
     /// Reaps every child that has ended (waitpid WNOHANG in a loop) and calls
     /// `ended` for each with what we knew of it (None for a PID not in the
     /// table). Returns how many were reaped.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn reap(&mut self, mut ended: impl FnMut(i32, Option<Child>, Ended)) -> usize {
         let mut n = 0;
         loop {
@@ -251,6 +256,7 @@ impl ExitPipe {
 
     /// Reaps every announced child that has ended. Children still exiting
     /// are kept for the next call.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn reap_announced(
         &mut self,
         table: &mut Children,
@@ -283,6 +289,7 @@ impl ExitPipe {
 }
 
 /// CLOCK_MONOTONIC in microseconds: the same clock across exec.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn monotonic_us() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| (t.tv_sec() as u64) * 1_000_000 + (t.tv_nsec() as u64) / 1000)

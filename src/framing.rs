@@ -84,6 +84,7 @@ impl Framer {
 
     /// Feeds `input`, calling `on` for every event in order. Stops early and
     /// returns `Break` when `on` does; input after that point is discarded.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn feed<B>(
         &mut self,
         input: &[u8],

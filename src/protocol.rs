@@ -57,6 +57,7 @@ fn is_blank(b: u8) -> bool {
 }
 
 /// The command named by the first word of `line`.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn parse(line: &[u8]) -> Command<'_> {
     let start = line.iter().position(|&b| !is_blank(b));
     let Some(start) = start else {
@@ -83,6 +84,7 @@ pub fn parse(line: &[u8]) -> Command<'_> {
 }
 
 /// Appends the reply to `cmd` to `out`, lines ended with `eol`.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn respond(cmd: Command<'_>, cfg: &Commands, eol: &[u8], out: &mut Vec<u8>) -> Outcome {
     match cmd {
         Command::Date => commands::date::reply(&cfg.date_format, eol, out),

@@ -342,16 +342,21 @@ impl Server {
                 std::process::id()
             ),
         }
-        let trimmed = crate::memory::trim();
-        log::debug!("gave back {trimmed} kB of start-up code pages");
-        if let Err(e) = session::rehearse(&session::Context {
+        server.notifier.ready(&server.status_line());
+        // Last before serving: give back the pages start-up ran, then run the
+        // self-test session, so the pages the parent keeps mapped are those
+        // of the serving loop and of a session, which children share.
+        let ctx = session::Context {
             cfg: &server.cfg,
             hello_tcp: &server.hello_tcp,
             hello_unix: &server.hello_unix,
-        }) {
+        };
+        let rehearsal = session::Rehearsal::prepare(&ctx);
+        let trimmed = crate::memory::trim();
+        log::debug!("gave back {trimmed} kB of start-up code pages");
+        if let Err(e) = rehearsal.and_then(|r| r.run(&ctx)) {
             log::warn!("start-up self-test session failed: {e}");
         }
-        server.notifier.ready(&server.status_line());
         server.next_watchdog = server
             .notifier
             .watchdog_interval()
@@ -379,6 +384,7 @@ impl Server {
     }
 
     /// The poll loop. Returns when the daemon has stopped.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn serve(&mut self) -> Result<()> {
         // The poll set lives on the stack when it fits: after each fork every
         // page the parent writes is copied, and the stack page is written
@@ -467,6 +473,7 @@ impl Server {
     /// every slot is taken (a zombie then holds a slot a client waits for),
     /// otherwise within [`SCAN_INTERVAL`]. Counts are only ever decremented
     /// by a waitpid of that PID.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn on_sigchld(&mut self, exited: Option<i32>) {
         if let Some(pid) = exited {
             self.children.reap_pid(pid, log_exit);
@@ -489,11 +496,13 @@ impl Server {
     }
 
     /// The full reaping pass: waitpid(-1, WNOHANG) until nothing is left.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn reap_all(&mut self) {
         self.scan_due = None;
         self.children.reap(log_exit);
     }
 
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn poll_timeout(&self) -> i32 {
         let now = Instant::now();
         let mut deadline: Option<Instant> = self.next_watchdog;
@@ -522,6 +531,7 @@ impl Server {
     }
 
     /// Accepts and forks for up to a batch of pending clients on listener `idx`.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn accept_on(&mut self, idx: usize) {
         let Some(listener) = self.listeners.get(idx) else {
             return;
@@ -594,6 +604,7 @@ impl Server {
         self.children.count(source)
     }
 
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn spawn(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) {
         let announce = self.exits.is_some() && self.children.len() >= ANNOUNCE_FROM;
         self.announced |= announce;
@@ -622,6 +633,7 @@ impl Server {
     }
 
     /// The child's whole life: close what belongs to the parent, serve, exit.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn child(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer, announce: bool) -> ! {
         // The listeners, the pidfile lock, the spare fd and the notify socket
         // are the parent's. Closing raw numbers (and never running their
@@ -891,6 +903,7 @@ impl Server {
 /// parent opens its own fds one after another at start-up, so they usually
 /// form one run that a single close_range(2) closes. No allocation (this
 /// runs in a fresh child, where malloc would dirty shared pages).
+#[unsafe(link_section = ".text.hot.hostinfod")]
 fn close_all(fds: impl Iterator<Item = RawFd>) {
     const MAX: usize = 32;
     let mut set = [0 as RawFd; MAX];
@@ -954,6 +967,7 @@ fn remove_leftovers(paths: &[PathBuf]) {
     }
 }
 
+#[unsafe(link_section = ".text.hot.hostinfod")]
 fn log_exit(pid: i32, child: Option<Child>, how: Ended) {
     if !log::log_enabled!(log::Level::Info) {
         return;
@@ -998,6 +1012,7 @@ fn unsafe_zeroed() -> libc::sockaddr_storage {
     unsafe { std::mem::zeroed() }
 }
 
+#[unsafe(link_section = ".text.hot.hostinfod")]
 fn peer_of(ss: &libc::sockaddr_storage, tcp: bool, client: &OwnedFd) -> Option<Peer> {
     if !tcp {
         let cred = nix::sys::socket::getsockopt(client, nix::sys::socket::sockopt::PeerCredentials)

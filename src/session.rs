@@ -99,6 +99,7 @@ enum Wait {
 impl Io<'_> {
     /// Waits until `events` are ready on the socket, a deadline passes, or a
     /// terminating signal arrives.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn wait(&self, events: i16, deadline: Instant) -> Wait {
         loop {
             let now = Instant::now();
@@ -138,6 +139,7 @@ impl Io<'_> {
 
     /// Writes all of `buf` before the deadlines. Returns false if the client
     /// is gone, too slow, or the daemon is stopping.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn write_all(&self, mut buf: &[u8]) -> Result<(), End> {
         let deadline = Instant::now() + self.idle;
         while !buf.is_empty() {
@@ -170,6 +172,7 @@ impl Io<'_> {
 }
 
 /// Serves one client until it quits, leaves, times out or the daemon stops.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn serve(
     sock: &OwnedFd,
     tcp: bool,
@@ -249,41 +252,74 @@ pub fn serve(
     }
 }
 
-/// Runs one scripted session inside the parent, over a socketpair, before
+/// One scripted session run inside the parent, over a socketpair, before
 /// the first client: a self-test of the whole exchange, and a way to have the
 /// parent map the code pages a session runs. After fork, code pages mapped by
 /// both parent and child are shared; pages only a child maps would count as
-/// that child's own memory. Returns what went wrong, if anything.
+/// that child's own memory. [`Rehearsal::prepare`] does the setup (socket
+/// pair, script, buffers) and [`Rehearsal::run`] only the session, so that
+/// the server can give back its start-up pages in between.
+#[derive(Debug)]
+pub struct Rehearsal {
+    ours: OwnedFd,
+    theirs: OwnedFd,
+    signals: Signals,
+    bufs: Buffers,
+    reply: Vec<u8>,
+}
+
+impl Rehearsal {
+    /// Sets up the socket pair with the client's script already queued.
+    pub fn prepare(ctx: &Context<'_>) -> Result<Self, String> {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| format!("socketpair: {e}"))?;
+        let script = b"date\r\nhelp\r\nnope\r\n\r\nquit\r\n";
+        // SAFETY: a valid buffer; the socket buffer holds these few bytes.
+        let n = unsafe { nix::libc::write(ours.as_raw_fd(), script.as_ptr().cast(), script.len()) };
+        if n != script.len() as isize {
+            return Err("cannot write the script".into());
+        }
+        Ok(Rehearsal {
+            ours,
+            theirs,
+            signals: Signals::inert().map_err(|e| e.to_string())?,
+            bufs: Buffers::new(ctx.cfg.limits.max_line_bytes as usize),
+            reply: vec![0u8; 8192],
+        })
+    }
+
+    /// Runs the session and checks the replies.
+    pub fn run(mut self, ctx: &Context<'_>) -> Result<(), String> {
+        let end = serve(&self.theirs, true, ctx, &self.signals, self.bufs);
+        // SAFETY: reply is writable for its length; everything is queued.
+        let n = unsafe {
+            nix::libc::read(
+                self.ours.as_raw_fd(),
+                self.reply.as_mut_ptr().cast(),
+                self.reply.len(),
+            )
+        };
+        let reply = &self.reply[..usize::try_from(n).unwrap_or(0)];
+        let has = |needle: &[u8]| reply.windows(needle.len()).any(|w| w == needle);
+        if end != End::Normal || !reply.ends_with(b"Goodbye.\r\n") || !has(protocol::HELP) {
+            return Err(format!(
+                "ended {end:?}, replied {:?}",
+                String::from_utf8_lossy(reply)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Prepares and runs a [`Rehearsal`] in one go.
 pub fn rehearse(ctx: &Context<'_>) -> Result<(), String> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-    let (ours, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| format!("socketpair: {e}"))?;
-    let script = b"date\r\nhelp\r\nnope\r\n\r\nquit\r\n";
-    // SAFETY: a valid buffer; the socket buffer holds these few bytes at once.
-    let n = unsafe { nix::libc::write(ours.as_raw_fd(), script.as_ptr().cast(), script.len()) };
-    if n != script.len() as isize {
-        return Err("cannot write the script".into());
-    }
-    let signals = Signals::inert().map_err(|e| e.to_string())?;
-    let bufs = Buffers::new(ctx.cfg.limits.max_line_bytes as usize);
-    let end = serve(&theirs, true, ctx, &signals, bufs);
-    let mut reply = vec![0u8; 8192];
-    // SAFETY: reply is writable for its length; everything is already queued.
-    let n = unsafe { nix::libc::read(ours.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len()) };
-    reply.truncate(usize::try_from(n).unwrap_or(0));
-    let has = |needle: &[u8]| reply.windows(needle.len()).any(|w| w == needle);
-    if end != End::Normal || !reply.ends_with(b"Goodbye.\r\n") || !has(protocol::HELP) {
-        return Err(format!(
-            "ended {end:?}, replied {:?}",
-            String::from_utf8_lossy(&reply)
-        ));
-    }
-    Ok(())
+    Rehearsal::prepare(ctx)?.run(ctx)
 }
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ impl Signals {
     }
 
     /// Reads every queued signal and returns what is pending.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn drain(&self) -> Pending {
         let mut p = Pending::default();
         // Standard signals do not queue, so at most one record per handled

@@ -31,6 +31,7 @@ pub fn push_text(out: &mut Vec<u8>, text: &[u8], eol: &[u8]) {
 
 /// Appends `bytes` with control characters removed and invalid UTF-8
 /// replaced; no line end is added. TAB is kept.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn push_clean(out: &mut Vec<u8>, bytes: &[u8]) {
     // The common case, plain printable ASCII, is copied as is.
     if bytes
@@ -49,6 +50,7 @@ pub fn push_clean(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Appends one line of trusted text (our own words) and `eol`.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn push_line(out: &mut Vec<u8>, line: &[u8], eol: &[u8]) {
     out.extend_from_slice(line);
     out.extend_from_slice(eol);

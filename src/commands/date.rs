@@ -38,6 +38,7 @@ pub fn warm_up() {
 }
 
 /// Unix time `t` as a local date-time with its UTC offset.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn local(t: i64) -> Option<DateTime<FixedOffset>> {
     // SAFETY: tm is plain old data that localtime_r fills in; both pointers
     // are valid for the duration of the call.
@@ -61,6 +62,7 @@ pub fn local(t: i64) -> Option<DateTime<FixedOffset>> {
 }
 
 /// Unix time now.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -86,6 +88,7 @@ impl std::fmt::Write for Fixed<'_> {
 }
 
 /// Appends local time `t` in `fmt` (control characters removed) to `out`.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn push_formatted(fmt: &str, t: i64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 256];
     let mut w = Fixed {
@@ -129,6 +132,7 @@ fn uses_zone(fmt: &str) -> bool {
 }
 
 /// Appends the current local time and `eol`.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn reply(fmt: &str, eol: &[u8], out: &mut Vec<u8>) {
     push_formatted(fmt, now(), out);
     out.extend_from_slice(eol);
