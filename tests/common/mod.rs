@@ -97,6 +97,19 @@ impl Setup {
     /// Starts `EXE -f -c CONFIG` (the binary under test, or a copy of it) as
     /// a child of the test and waits until it accepts on TCP.
     pub fn start_exe_with(&self, exe: &Path, args: &[&str], envs: &[(&str, &str)]) -> Daemon {
+        self.spawn_ready(exe, args, envs, |_| {})
+    }
+
+    /// The one way the harness starts a foreground daemon: `EXE -f -c
+    /// CONFIG ARGS` with `envs`, after `f` has adjusted the command (e.g. a
+    /// `pre_exec` that sets resource limits); waits until it accepts on TCP.
+    pub fn spawn_ready(
+        &self,
+        exe: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        f: impl Fn(&mut Command),
+    ) -> Daemon {
         let log = self.path("stderr.log");
         let mut tries = 0;
         let child = loop {
@@ -112,6 +125,7 @@ impl Setup {
             for (k, v) in envs {
                 cmd.env(k, v);
             }
+            f(&mut cmd);
             match cmd.spawn() {
                 Ok(c) => break c,
                 // A freshly written binary can be briefly busy when another
@@ -503,26 +517,8 @@ impl<S: Stream> Client<S> {
 impl Setup {
     /// Like [`Setup::start`], with `f` adjusting the command before it is
     /// spawned (e.g. a `pre_exec` that sets resource limits).
-    pub fn start_custom(&self, f: impl FnOnce(&mut Command)) -> Daemon {
-        let log = self.path("stderr.log");
-        let err = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(BIN);
-        cmd.arg("-f")
-            .arg("-c")
-            .arg(&self.config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err);
-        f(&mut cmd);
-        let child = cmd.spawn().expect("spawn hostinfod");
-        let mut d = Daemon {
-            child: Some(child),
-            log,
-            port: self.port,
-            sock: self.sock.clone(),
-        };
-        d.wait_ready();
-        d
+    pub fn start_custom(&self, f: impl Fn(&mut Command)) -> Daemon {
+        self.spawn_ready(Path::new(BIN), &[], &[], f)
     }
 }
 
