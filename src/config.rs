@@ -446,6 +446,12 @@ impl Config {
             if v.chars().any(|c| c.is_control() && c != '\t') {
                 return err(k, "must not contain control characters".into());
             }
+            // One line of text; the bound also keeps the rendered greeting
+            // (sent by every child, and by the start-up self-test into a
+            // socket buffer nobody reads until it ends) small.
+            if v.len() > 1024 {
+                return err(k, "must be at most 1024 bytes".into());
+            }
         }
         crate::commands::date::validate_format(&self.commands.date_format)
             .map_err(|m| ("commands.date_format".to_string(), m))?;
@@ -710,6 +716,20 @@ mod tests {
             e.message.starts_with("commands.date_format:"),
             "{}",
             e.message
+        );
+    }
+
+    #[test]
+    fn greeting_is_bounded() {
+        let long = format!("[protocol]\ngreeting = \"{}\"\n", "x".repeat(1025));
+        let e = parse(&long).expect_err("too long");
+        assert!(e.message.starts_with("protocol.greeting:"), "{}", e.message);
+        assert!(
+            parse(&format!(
+                "[protocol]\ngreeting = \"{}\"\n",
+                "x".repeat(1024)
+            ))
+            .is_ok()
         );
     }
 
