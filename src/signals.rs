@@ -66,6 +66,17 @@ impl Signals {
     /// (non-blocking, close-on-exec).
     pub fn install() -> Result<Self> {
         ignore_sigpipe()?;
+        // "Ignore" survives exec, so a daemon started with SIGCHLD ignored
+        // (by a careless supervisor, or `-f` from such a parent) would have
+        // its children reaped by the kernel behind its back: no SIGCHLD, no
+        // zombie to wait for, and a child table that never shrinks until
+        // max_children stops all service. The handled signals get their
+        // default action back before they are blocked and read as data.
+        for s in handled().iter() {
+            // SAFETY: SIG_DFL runs no code of ours in signal context.
+            unsafe { nix::sys::signal::signal(s, SigHandler::SigDfl) }
+                .map_err(|e| Error::sys(format!("signal {}", s.as_str()), e))?;
+        }
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled()), None)
             .map_err(|e| Error::sys("sigprocmask", e))?;
         let fd = SignalFd::with_flags(&handled(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)

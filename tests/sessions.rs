@@ -111,3 +111,33 @@ fn fork_per_client_and_no_exec() {
         "expected a fork per client, saw {forks}:\n{t}"
     );
 }
+
+/// A daemon started with SIGCHLD ignored (an ignored disposition survives
+/// exec) still sees its children end: with max_children = 2, sessions three
+/// and four are served too.
+#[test]
+fn inherited_ignored_sigchld_does_not_stop_service() {
+    let s = Setup::new("[limits]\nmax_children = 2\n");
+    let d = s.start_custom(|cmd| {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: signal(2) is async-signal-safe; nothing else runs here.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGCHLD,
+                    nix::sys::signal::SigHandler::SigIgn,
+                )
+                .map(drop)
+                .map_err(std::io::Error::from)
+            });
+        }
+    });
+    for i in 0..6 {
+        let r = one_shot_tcp(d.port, "date");
+        assert_eq!(r.trim_end().len(), 24, "session {i}: {r:?}");
+        assert!(
+            eventually(Duration::from_secs(5), || children_of(d.pid()).is_empty()),
+            "session {i} not reaped"
+        );
+    }
+}
