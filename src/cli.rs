@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::config::{Config, Env};
-use crate::error::{EXIT_FAILURE, Error};
+use crate::error::Error;
 
 /// hostinfod — a forking daemon serving date, who, a fortune cookie and the motd.
 #[derive(Debug, Parser)]
@@ -69,6 +69,3 @@ fn report(e: &Error) {
         _ => eprintln!("hostinfod: {e}"),
     }
 }
-
-/// Exit status for failures that have no better class.
-pub const FAILURE: i32 = EXIT_FAILURE;

@@ -53,11 +53,6 @@ impl Readiness {
             let _ = writeln!(p, "ERR {} {msg}", err.exit_code());
         }
     }
-
-    /// The pipe's fd, so children can close it.
-    pub fn raw(&self) -> Option<RawFd> {
-        self.pipe.as_ref().map(|p| p.as_raw_fd())
-    }
 }
 
 /// Ends this process at once: no destructors, no atexit handlers, no

@@ -51,11 +51,6 @@ impl Notifier {
         }
     }
 
-    /// True when a service manager listens.
-    pub fn enabled(&self) -> bool {
-        self.sock.is_some()
-    }
-
     /// Sends one datagram of newline-separated `KEY=VALUE` assignments.
     pub fn send(&self, msg: &str) {
         let Some((fd, addr)) = &self.sock else {
@@ -82,11 +77,6 @@ impl Notifier {
     /// `STOPPING=1`.
     pub fn stopping(&self) {
         self.send("STOPPING=1\nSTATUS=stopping");
-    }
-
-    /// `STATUS=…` alone.
-    pub fn status(&self, status: &str) {
-        self.send(&format!("STATUS={status}"));
     }
 
     /// How often to send `WATCHDOG=1`: half the watchdog interval.

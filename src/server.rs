@@ -272,9 +272,9 @@ impl Server {
             reload_seq: inherited.as_ref().map_or(0, |i| i.reload_seq),
             started: inherited
                 .as_ref()
-                .map_or_else(crate::status::now_unix, |i| i.started),
+                .map_or_else(crate::commands::date::now, |i| i.started),
             last_reload: if inherited.is_some() {
-                crate::status::now_unix()
+                crate::commands::date::now()
             } else {
                 0
             },
@@ -708,7 +708,7 @@ impl Server {
     fn reload(&mut self) {
         let hup_at = monotonic_us();
         self.status.reload_seq += 1;
-        self.status.last_reload = crate::status::now_unix();
+        self.status.last_reload = crate::commands::date::now();
         log::info!("SIGHUP: reloading configuration");
         match self.prepare_reload(hup_at) {
             Ok(()) => {} // execve returned: prepare_reload only returns on failure

@@ -317,11 +317,6 @@ impl Rehearsal {
     }
 }
 
-/// Prepares and runs a [`Rehearsal`] in one go.
-pub fn rehearse(ctx: &Context<'_>) -> Result<(), String> {
-    Rehearsal::prepare(ctx)?.run(ctx)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,7 +334,7 @@ mod tests {
             hello_tcp: &hello,
             hello_unix: &hello,
         };
-        assert_eq!(rehearse(&ctx), Ok(()));
+        assert_eq!(Rehearsal::prepare(&ctx).and_then(|r| r.run(&ctx)), Ok(()));
     }
 
     #[test]
@@ -357,7 +352,9 @@ mod tests {
             hello_tcp: &hello,
             hello_unix: &hello,
         };
-        let err = rehearse(&ctx).expect_err("too-long line");
+        let err = Rehearsal::prepare(&ctx)
+            .and_then(|r| r.run(&ctx))
+            .expect_err("too-long line");
         assert!(err.contains("LineTooLong"), "{err}");
     }
 }

@@ -97,14 +97,6 @@ pub fn read(path: &Path) -> Option<BTreeMap<String, String>> {
     )
 }
 
-/// Unix time now.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn human_time(t: i64) -> String {
     let mut out = Vec::new();
     crate::commands::date::push_formatted("%Y-%m-%d %H:%M:%S %z", t, &mut out);
