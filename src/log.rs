@@ -11,6 +11,7 @@
 //! stderr is the journal, each line starts with the `<N>` priority prefix
 //! journald understands, so levels survive into `journalctl -p`.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 
 use crate::config::{Config, LogDestination};
@@ -30,8 +31,11 @@ impl log::Log for Stderr {
             return;
         }
         // One write per record, built first, so lines from the parent and
-        // its children never interleave mid-line.
-        let mut line = Vec::with_capacity(128);
+        // its children never interleave mid-line; built on the stack, since
+        // a session's child logs its START record and should not malloc.
+        // A record longer than the buffer is cut, its line end kept.
+        let mut buf = [0u8; 1024];
+        let mut line = crate::text::Fixed::new(&mut buf[..1023]);
         let level = record.level();
         if self.journal {
             let pri = match level {
@@ -44,13 +48,15 @@ impl log::Log for Stderr {
         } else {
             let _ = write!(line, "hostinfod[{}]: ", self.pid);
         }
-        match level {
-            log::Level::Error => line.extend_from_slice(b"error: "),
-            log::Level::Warn => line.extend_from_slice(b"warning: "),
-            _ => {}
-        }
-        let _ = writeln!(line, "{}", record.args());
-        let _ = std::io::stderr().write_all(&line);
+        let _ = match level {
+            log::Level::Error => line.write_str("error: "),
+            log::Level::Warn => line.write_str("warning: "),
+            _ => Ok(()),
+        };
+        let _ = write!(line, "{}", record.args());
+        let n = line.as_bytes().len();
+        buf[n] = b'\n';
+        let _ = std::io::stderr().write_all(&buf[..=n]);
     }
 
     fn flush(&self) {}

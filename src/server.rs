@@ -648,14 +648,14 @@ impl Server {
                 .chain(self.notifier.raw())
                 .chain(self.exits.as_ref().map(ExitPipe::read_fd)),
         );
-        if log::log_enabled!(log::Level::Info) {
-            let via = self.listeners.get(idx).map(|l| l.addr.to_string());
+        if let Some(via) = self.listeners.get(idx).map(|l| &l.addr) {
+            // Display values formatted straight into the record: no String.
             log::info!(
                 "START: {} pid={}{} via {}",
                 peer,
                 std::process::id(),
-                peer.cred_suffix(),
-                via.unwrap_or_default()
+                PeerPid(peer.pid),
+                via
             );
         }
         let ctx = session::Context {
@@ -999,11 +999,15 @@ impl std::fmt::Display for Peer {
     }
 }
 
-impl Peer {
-    fn cred_suffix(&self) -> String {
-        self.pid
-            .map(|p| format!(" peer_pid={p}"))
-            .unwrap_or_default()
+/// ` peer_pid=N` for a Unix peer, nothing for TCP.
+struct PeerPid(Option<i32>);
+
+impl std::fmt::Display for PeerPid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(p) => write!(f, " peer_pid={p}"),
+            None => Ok(()),
+        }
     }
 }
 

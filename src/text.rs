@@ -49,6 +49,37 @@ pub fn push_clean(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// A `fmt::Write` into a fixed buffer: formatting without an allocation,
+/// for code that runs in a session's child (where every page malloc touches
+/// is a copy-on-write fault). What does not fit is cut off.
+#[derive(Debug)]
+pub struct Fixed<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> Fixed<'a> {
+    /// An empty writer over `buf`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Fixed { buf, len: 0 }
+    }
+
+    /// What was written (and fitted).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for Fixed<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = self.buf.len() - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
 /// Appends one line of trusted text (our own words) and `eol`.
 #[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn push_line(out: &mut Vec<u8>, line: &[u8], eol: &[u8]) {
@@ -64,6 +95,15 @@ mod tests {
         let mut out = Vec::new();
         push_text(&mut out, t, eol);
         out
+    }
+
+    #[test]
+    fn fixed_writer_cuts_what_does_not_fit() {
+        use std::fmt::Write as _;
+        let mut buf = [0u8; 8];
+        let mut w = Fixed::new(&mut buf);
+        let _ = write!(w, "{}-{}", 1234, "abcdef");
+        assert_eq!(w.as_bytes(), b"1234-abc");
     }
 
     #[test]

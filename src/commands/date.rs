@@ -69,32 +69,11 @@ pub fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// A `fmt::Write` into a fixed buffer: formatting without an allocation.
-/// What does not fit is cut off (a date line longer than the buffer is a
-/// configuration nobody means).
-struct Fixed<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl std::fmt::Write for Fixed<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let room = self.buf.len() - self.len;
-        let n = s.len().min(room);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
 /// Appends local time `t` in `fmt` (control characters removed) to `out`.
 #[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn push_formatted(fmt: &str, t: i64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 256];
-    let mut w = Fixed {
-        buf: &mut buf,
-        len: 0,
-    };
+    let mut w = crate::text::Fixed::new(&mut buf);
     if let Some(dt) = local(t) {
         // Cannot fail for a validated format; if it somehow did, the line is
         // simply shorter, which is better than a dead session. chrono renders
@@ -107,8 +86,7 @@ pub fn push_formatted(fmt: &str, t: i64, out: &mut Vec<u8>) {
             dt.naive_local().format(fmt).write_to(&mut w)
         };
     }
-    let len = w.len;
-    crate::text::push_clean(out, &buf[..len]);
+    crate::text::push_clean(out, w.as_bytes());
 }
 
 /// True if `fmt` prints the zone's offset or name (`%z`, `%:z`, `%Z`, …).
