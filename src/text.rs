@@ -102,7 +102,8 @@ mod tests {
         use std::fmt::Write as _;
         let mut buf = [0u8; 8];
         let mut w = Fixed::new(&mut buf);
-        let _ = write!(w, "{}-{}", 1234, "abcdef");
+        let word = "abcdef";
+        let _ = write!(w, "{}-{word}", 1234);
         assert_eq!(w.as_bytes(), b"1234-abc");
     }
 
