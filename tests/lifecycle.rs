@@ -294,9 +294,7 @@ fn control_stop_and_status() {
     let d = launched(&l);
     let mut c = Client::new(std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("tcp"));
     c.greeting();
-    assert!(eventually(Duration::from_secs(5), || children_of(d.pid)
-        .len()
-        == 1));
+    single_child(d.pid);
     let (code, out, err) = run_bounded(&s, &["-s", "status"]);
     assert_eq!(code, Some(0), "{err:?}");
     assert!(out.contains(&format!("pid={}\n", d.pid)), "{out:?}");
@@ -348,10 +346,7 @@ fn privilege_drop_to_nobody() {
     let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
     let mut c = Client::new(std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("tcp"));
     c.greeting();
-    assert!(eventually(Duration::from_secs(5), || children_of(d.pid)
-        .len()
-        == 1));
-    let child = children_of(d.pid)[0];
+    let child = single_child(d.pid);
     for pid in [d.pid, child] {
         let ids = |k| proc_status(pid, k).unwrap_or_default();
         assert_eq!(
@@ -437,19 +432,13 @@ fn syslog_records_start_and_exit() {
 
     let mut c = Client::new(std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("tcp"));
     c.greeting();
-    assert!(eventually(Duration::from_secs(5), || children_of(d.pid)
-        .len()
-        == 1));
-    let tcp_child = children_of(d.pid)[0];
+    let tcp_child = single_child(d.pid);
     c.send(b"quit\n");
     c.read_to_end();
     assert!(eventually(Duration::from_secs(5), || children_of(d.pid).is_empty()));
     let mut u = Client::new(std::os::unix::net::UnixStream::connect(&s.sock).expect("unix"));
     u.greeting();
-    assert!(eventually(Duration::from_secs(5), || children_of(d.pid)
-        .len()
-        == 1));
-    let unix_child = children_of(d.pid)[0];
+    let unix_child = single_child(d.pid);
     u.send(b"quit\n");
     u.read_to_end();
     let (code, _, err) = run_bounded(&s, &["-s", "stop"]);
@@ -505,10 +494,7 @@ fn foreground_logs_to_stderr_and_level_filters() {
     settle(&d);
     let mut c = d.tcp();
     c.greeting();
-    assert!(eventually(Duration::from_secs(5), || children_of(d.pid())
-        .len()
-        == 1));
-    let child = children_of(d.pid())[0];
+    let child = single_child(d.pid());
     c.send(b"quit\n");
     c.read_to_end();
     let exit = format!("hostinfod[{}]: EXIT: pid={child} status=0", d.pid());
@@ -558,10 +544,7 @@ fn a_child_that_ignores_the_stop_is_killed_after_the_grace_period() {
     settle(&d);
     let mut c = d.tcp();
     c.greeting();
-    assert!(eventually(Duration::from_secs(5), || children_of(d.pid())
-        .len()
-        == 1));
-    let kid = children_of(d.pid())[0];
+    let kid = single_child(d.pid());
     // A stopped child cannot act on SIGTERM; only the SIGKILL ends it.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(kid), Signal::SIGSTOP).expect("stop");
     let t0 = Instant::now();

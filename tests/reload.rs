@@ -130,10 +130,7 @@ fn session_from_before_a_reload_keeps_working_and_is_reaped_after() {
     settle(&d);
     let mut c = d.tcp();
     assert_eq!(c.greeting(), format!("Old greeting.\r\n{PROMPT}"));
-    assert!(eventually(Duration::from_secs(5), || children_of(pid)
-        .len()
-        == 1));
-    let kid = children_of(pid)[0];
+    let kid = single_child(pid);
 
     put(&s, &greeting("New greeting."));
     let (code, out, err) = ctl(&s, "reload");
@@ -183,9 +180,7 @@ fn per_source_limit_carries_over_a_reload() {
     settle(&d);
     let mut c = d.tcp();
     c.greeting();
-    assert!(eventually(Duration::from_secs(5), || children_of(d.pid())
-        .len()
-        == 1));
+    single_child(d.pid());
     put(
         &s,
         &format!("\n[limits]\nmax_per_source = 1\n{}", greeting("Reloaded.")),

@@ -66,17 +66,7 @@ impl SetupExt for Setup {
         let mut child = cmd.spawn().expect("spawn launcher");
         let launcher_pid = child.id() as i32;
         let deadline = t0 + Duration::from_secs(30);
-        let code = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break st.code(),
-                _ if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                _ => std::thread::sleep(Duration::from_millis(5)),
-            }
-        };
+        let code = wait_or_kill(&mut child, deadline);
         let elapsed = t0.elapsed();
         let daemon = Detached::from_pidfile(&self.pid_file, &self.config);
         Launch {
@@ -262,17 +252,7 @@ pub fn run_bounded(s: &Setup, args: &[&str]) -> (Option<i32>, String, String) {
         .spawn()
         .expect("spawn hostinfod");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let code = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st.code(),
-            _ if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            _ => std::thread::sleep(Duration::from_millis(5)),
-        }
-    };
+    let code = wait_or_kill(&mut child, deadline);
     (
         code,
         std::fs::read_to_string(&out_path).unwrap_or_default(),
@@ -320,4 +300,20 @@ pub fn settle(d: &Daemon) {
         "readiness probe never reaped: {}",
         d.log_text()
     );
+}
+
+/// Waits for a process we spawned until `deadline`; past it, kills it (by
+/// its handle, so by its PID) and returns None.
+fn wait_or_kill(child: &mut std::process::Child, deadline: Instant) -> Option<i32> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return st.code(),
+            _ if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
 }

@@ -385,6 +385,18 @@ pub fn children_of(pid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Waits (bounded) until `pid` has exactly one child and returns it: the
+/// session of the client just greeted.
+pub fn single_child(pid: i32) -> i32 {
+    let mut kids = Vec::new();
+    let ok = eventually(Duration::from_secs(5), || {
+        kids = children_of(pid);
+        kids.len() == 1
+    });
+    assert!(ok, "expected one child of {pid}, have {kids:?}");
+    kids[0]
+}
+
 /// The one-letter state of a process.
 pub fn proc_state(pid: i32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
