@@ -13,7 +13,8 @@
 #   BENCH_NO_BUILD=1      do not run cargo/cc (use existing binaries)
 #   BENCH_NO_INSTALL=1    never apt-get install the peers
 #   BENCH_STRACE=1        also count syscalls per session (strace -c -f)
-#   HOSTINFOD=PATH        the hostinfod binary (default: TARGET_DIR/release/hostinfod)
+#   HOSTINFOD=PATH        the hostinfod binary (default: TARGET_DIR/HOST/release/hostinfod,
+#                         HOST the host tuple: .cargo/config.toml builds for it)
 #   CARGO_TARGET_DIR      honoured for the build and for finding the binaries
 #
 # Everything listens on 127.0.0.1 or on Unix sockets in a private temp dir.
@@ -121,8 +122,6 @@ if [[ -z $TARGET_DIR ]]; then
 		grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)
 	[[ -n $TARGET_DIR ]] || TARGET_DIR=$ROOT/target
 fi
-BENCH=$TARGET_DIR/release/hostinfod-bench
-HOSTINFOD=${HOSTINFOD:-$TARGET_DIR/release/hostinfod}
 FLOOR=$TMP/floor
 HOSTINFOD_NOTE=""
 if [[ -z ${BENCH_NO_BUILD:-} ]]; then
@@ -134,6 +133,22 @@ if [[ -z ${BENCH_NO_BUILD:-} ]]; then
 		note "$HOSTINFOD_NOTE"
 	fi
 fi
+# .cargo/config.toml builds for the host tuple (static-pie on glibc), so the
+# binaries are in TARGET_DIR/<host tuple>/release.
+HOST_TUPLE=$(rustc --print host-tuple 2>/dev/null || rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+OUT_DIR=$TARGET_DIR/$HOST_TUPLE/release
+[[ -n $HOST_TUPLE && -d $OUT_DIR ]] || OUT_DIR=$TARGET_DIR/release
+BENCH=$OUT_DIR/hostinfod-bench
+HOSTINFOD=${HOSTINFOD:-$OUT_DIR/hostinfod}
+# How a binary is linked, for the table's notes: the fork cost depends on it.
+linkage() {
+	local out
+	out=$(LC_ALL=C ldd "$1" 2>&1)
+	case $out in
+	*"statically linked"* | *"not a dynamic executable"*) echo "is linked statically" ;;
+	*) echo "is linked dynamically ($(grep -c '=>' <<<"$out") shared libraries)" ;;
+	esac
+}
 [[ -x $BENCH ]] || die "no $BENCH (build it: cargo build --release -p hostinfod-bench)"
 cc -O2 -o "$FLOOR" "$ROOT/bench/floor/floor.c" || die "cannot build the floor (cc -O2 bench/floor/floor.c)"
 
@@ -381,6 +396,7 @@ say "N clients back to back for ${SECS} s. hostinfod and the floor run ${REPS} t
 say "the run with the median rate stands for the cell (\"runs\" lists every rate). Latency is one whole session. hostinfod runs with"
 say "\`[log] level = \"warn\"\` so per-session log lines do not dominate (level info is measured below)."
 say "tcpserver and xinetd run \`floor -i\`, the same exchange on stdin/stdout (a fork+exec per session)."
+say "Linking: hostinfod $(linkage "$HOSTINFOD"); the floor and \`floor -i\` $(linkage "$FLOOR") (\`cc -O2\`)."
 say
 say "| transport | c | server | sessions/s | runs | p50 ms | p99 ms | max ms | refused | failed | bad | server CPU µs/session | faults/session | hostinfod / this |"
 say "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

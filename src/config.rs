@@ -555,10 +555,10 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
             path.push(k.get_ref().to_string());
             // A section's span covers only its header, so look inside every
             // table, not just the ones whose span contains the offset.
-            if let Some(inner) = v.get_ref().as_table() {
-                if walk(inner, offset, path) {
-                    return true;
-                }
+            if let Some(inner) = v.get_ref().as_table()
+                && walk(inner, offset, path)
+            {
+                return true;
             }
             let (ks, vs) = (k.span(), v.span());
             if ks.contains(&offset) || vs.contains(&offset) || ks.start == offset {

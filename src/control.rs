@@ -100,20 +100,21 @@ fn reload(cfg: &Config, env: &Env) -> Result<()> {
     signal(pid, Signal::SIGHUP)?;
     let deadline = Instant::now() + RELOAD_TIMEOUT;
     loop {
-        if let Some(now) = status::read(&path) {
-            if field(&now, "pid") == pid as u64 && field(&now, "reload_seq") > seq0 {
-                let generation = field(&now, "generation");
-                match now.get("last_reload_result").map(String::as_str) {
-                    Some("ok") if generation > gen0 => {
-                        println!("hostinfod reloaded (pid {pid}, generation {generation})");
-                        return Ok(());
-                    }
-                    Some("rejected") => {
-                        let why = now.get("last_reload_error").cloned().unwrap_or_default();
-                        return Err(Error::ReloadRejected(why));
-                    }
-                    _ => {}
+        if let Some(now) = status::read(&path)
+            && field(&now, "pid") == pid as u64
+            && field(&now, "reload_seq") > seq0
+        {
+            let generation = field(&now, "generation");
+            match now.get("last_reload_result").map(String::as_str) {
+                Some("ok") if generation > gen0 => {
+                    println!("hostinfod reloaded (pid {pid}, generation {generation})");
+                    return Ok(());
                 }
+                Some("rejected") => {
+                    let why = now.get("last_reload_error").cloned().unwrap_or_default();
+                    return Err(Error::ReloadRejected(why));
+                }
+                _ => {}
             }
         }
         if !alive(pid) {

@@ -179,10 +179,11 @@ impl Server {
         // Directories we create are ours to hand to the unprivileged user.
         let mut created_dirs: Vec<PathBuf> = Vec::new();
         let mut note_dir = |p: &Path| {
-            if let Some(d) = p.parent() {
-                if !d.exists() && !created_dirs.iter().any(|c| c == d) {
-                    created_dirs.push(d.to_path_buf());
-                }
+            if let Some(d) = p.parent()
+                && !d.exists()
+                && !created_dirs.iter().any(|c| c == d)
+            {
+                created_dirs.push(d.to_path_buf());
             }
         };
 
@@ -229,27 +230,26 @@ impl Server {
             log::warn!("no listening address configured: serving nobody");
         }
 
-        if let Some(t) = &target {
-            if inherited.is_none() {
-                let files =
-                    listeners
-                        .iter()
-                        .filter(|l| l.owns_path)
-                        .filter_map(|l| match &l.addr {
-                            Addr::Unix(p) => Some(p.clone()),
-                            Addr::Tcp(_) => None,
-                        });
-                for p in created_dirs
-                    .iter()
-                    .cloned()
-                    .chain(pidfile.iter().map(|p| p.path().to_path_buf()))
-                    .chain(files)
-                {
-                    privileges::chown(&p, t);
-                }
-                privileges::drop_to(t)?;
-                log::info!("running as user {} (uid {}, gid {})", t.name, t.uid, t.gid);
+        if let Some(t) = &target
+            && inherited.is_none()
+        {
+            let files = listeners
+                .iter()
+                .filter(|l| l.owns_path)
+                .filter_map(|l| match &l.addr {
+                    Addr::Unix(p) => Some(p.clone()),
+                    Addr::Tcp(_) => None,
+                });
+            for p in created_dirs
+                .iter()
+                .cloned()
+                .chain(pidfile.iter().map(|p| p.path().to_path_buf()))
+                .chain(files)
+            {
+                privileges::chown(&p, t);
             }
+            privileges::drop_to(t)?;
+            log::info!("running as user {} (uid {}, gid {})", t.name, t.uid, t.gid);
         }
 
         let generation = inherited.as_ref().map_or(0, |i| i.generation);
@@ -522,11 +522,11 @@ impl Server {
     }
 
     fn tick_watchdog(&mut self) {
-        if let (Some(next), Some(every)) = (self.next_watchdog, self.notifier.watchdog_interval()) {
-            if Instant::now() >= next {
-                self.notifier.watchdog();
-                self.next_watchdog = Some(Instant::now() + every);
-            }
+        if let (Some(next), Some(every)) = (self.next_watchdog, self.notifier.watchdog_interval())
+            && Instant::now() >= next
+        {
+            self.notifier.watchdog();
+            self.next_watchdog = Some(Instant::now() + every);
         }
     }
 

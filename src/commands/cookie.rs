@@ -102,16 +102,16 @@ fn is_fortune_name(p: &Path) -> bool {
 fn source(text: PathBuf) -> Option<Source> {
     let mut dat_path = text.clone().into_os_string();
     dat_path.push(".dat");
-    if let Some(dat) = read_capped(Path::new(&dat_path)) {
-        if let Ok(header) = strfile::parse_header(&dat) {
-            let count = usize::try_from(header.numstr).ok()?;
-            return Some(Source {
-                text,
-                dat: Some(dat),
-                header: Some(header),
-                count,
-            });
-        }
+    if let Some(dat) = read_capped(Path::new(&dat_path))
+        && let Ok(header) = strfile::parse_header(&dat)
+    {
+        let count = usize::try_from(header.numstr).ok()?;
+        return Some(Source {
+            text,
+            dat: Some(dat),
+            header: Some(header),
+            count,
+        });
     }
     let body = read_capped(&text)?;
     let count = strfile::plain_count(&body);

@@ -185,10 +185,10 @@ impl Daemon {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("hostinfod exited at start ({st}): {}", self.log_text());
-                }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!("hostinfod exited at start ({st}): {}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(10));
         }

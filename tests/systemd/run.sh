@@ -135,7 +135,7 @@ if [ -z "$DEB" ]; then
     fi
     log "building the package with cargo deb"
     rm -f "$WORK"/hostinfod_*.deb
-    (cd "$REPO" && timeout 1800 cargo deb --output "$WORK/") >"$WORK/cargo-deb.log" 2>&1 \
+    (cd "$REPO" && timeout 1800 cargo deb --target "$(rustc --print host-tuple)" --output "$WORK/") >"$WORK/cargo-deb.log" 2>&1 \
         || { cat "$WORK/cargo-deb.log" >&2; die "cargo deb failed"; }
     DEB=$(find "$WORK" -maxdepth 1 -name 'hostinfod_*.deb' | head -n 1)
 fi
