@@ -668,9 +668,12 @@ impl Server {
             .take()
             .unwrap_or_else(|| session::Buffers::new(self.cfg.limits.max_line_bytes as usize));
         let end = session::serve(&client, tcp, &ctx, &self.signals, bufs);
-        // The client socket is closed by _exit with every other fd; a
-        // close(2) of its own would be one more system call per session.
-        std::mem::forget(client);
+        // Closed here, not by _exit: _exit tears the address space down
+        // before it closes files, so the client would wait for that teardown
+        // to see EOF. Closing first lets it go on (and connect again) while
+        // this process unmaps, on the other CPU: one system call that takes
+        // the teardown out of every session's latency.
+        drop(client);
         if let (true, Some(x)) = (announce, &self.exits) {
             x.announce(std::process::id() as i32);
         }
