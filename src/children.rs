@@ -263,7 +263,10 @@ impl ExitPipe {
         mut ended: impl FnMut(i32, Option<Child>, Ended),
     ) {
         use std::os::fd::AsRawFd;
-        let mut buf = [0u8; 4096];
+        // 128 PIDs per read (more are read by the next turn of the loop):
+        // a small frame, because every stack page the parent writes after a
+        // fork is a copy-on-write fault while the child lives.
+        let mut buf = [0u8; 512];
         loop {
             // SAFETY: buf is writable for its length.
             let n = unsafe {

@@ -57,6 +57,7 @@ impl Readiness {
 
 /// Ends this process at once: no destructors, no atexit handlers, no
 /// flush of stdio buffers that were copied from the parent by fork.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is async-signal-safe and takes no pointers.
     unsafe { nix::libc::_exit(code) }

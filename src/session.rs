@@ -199,7 +199,10 @@ pub fn serve(
     let mut framer = std::mem::ManuallyDrop::new(Framer::with_buffer(max_line, bufs.line));
     let mut out = std::mem::ManuallyDrop::new(bufs.out);
     out.clear();
-    let mut buf = [0u8; 4096];
+    // Small on purpose: every stack page a fresh child writes is a
+    // copy-on-write fault, and commands are short lines (a longer input just
+    // takes more reads).
+    let mut buf = [0u8; 1024];
     let mut idle_deadline = started + io.idle;
     loop {
         match io.wait(nix::libc::POLLIN, idle_deadline) {
