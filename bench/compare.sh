@@ -7,12 +7,13 @@
 # Environment (all optional):
 #   BENCH_SECS=3          seconds measured per cell (after a 0.3 s warm-up)
 #   BENCH_CONC="1 8 64"   concurrency levels
-#   BENCH_REPS=3          runs of each hostinfod and floor cell (alternating; median kept)
+#   BENCH_REPS=3          runs of each cell per server (in rotation; median kept)
 #   BENCH_IDLE="0 100 1000"  idle sessions held open for the idle test
 #   BENCH_RELOADS=100     SIGHUPs sent under load
 #   BENCH_NO_BUILD=1      do not run cargo/cc (use existing binaries)
 #   BENCH_NO_INSTALL=1    never apt-get install the peers
 #   BENCH_STRACE=1        also count syscalls per session (strace -c -f)
+#   BENCH_NO_STATIC_FLOOR=1  skip floor-static (the floor linked -static-pie)
 #   HOSTINFOD=PATH        the hostinfod binary (default: TARGET_DIR/HOST/release/hostinfod,
 #                         HOST the host tuple: .cargo/config.toml builds for it)
 #   CARGO_TARGET_DIR      honoured for the build and for finding the binaries
@@ -151,15 +152,23 @@ linkage() {
 }
 [[ -x $BENCH ]] || die "no $BENCH (build it: cargo build --release -p hostinfod-bench)"
 cc -O2 -o "$FLOOR" "$ROOT/bench/floor/floor.c" || die "cannot build the floor (cc -O2 bench/floor/floor.c)"
+# The same floor linked the way hostinfod is (statically, as a PIE), so the
+# table also shows how much of the difference is the linking.
+FLOOR_STATIC=""
+if [[ -z ${BENCH_NO_STATIC_FLOOR:-} ]] && cc -O2 -static-pie -o "$TMP/floor-static" "$ROOT/bench/floor/floor.c" 2>/dev/null; then
+	FLOOR_STATIC=$TMP/floor-static
+fi
 
 # ---------------------------------------------------------------- ports
-mapfile -t PORTS < <("$BENCH" free-port -n 5)
-((${#PORTS[@]} == 5)) || die "cannot find free ports"
-P_H=${PORTS[0]} P_F=${PORTS[1]} P_T=${PORTS[2]} P_X=${PORTS[3]} P_I=${PORTS[4]}
+mapfile -t PORTS < <("$BENCH" free-port -n 6)
+((${#PORTS[@]} == 6)) || die "cannot find free ports"
+P_H=${PORTS[0]} P_F=${PORTS[1]} P_T=${PORTS[2]} P_X=${PORTS[3]} P_I=${PORTS[4]} P_S=${PORTS[5]}
 T_H="--tcp 127.0.0.1:$P_H"
 U_H="--unix $TMP/hostinfod.sock"
 T_F="--tcp 127.0.0.1:$P_F"
 U_F="--unix $TMP/floor.sock"
+T_S="--tcp 127.0.0.1:$P_S"
+U_S="--unix $TMP/floor-static.sock"
 T_T="--tcp 127.0.0.1:$P_T"
 T_X="--tcp 127.0.0.1:$P_X"
 
@@ -227,6 +236,21 @@ FUPID=$!
 STARTED+=("$FUPID")
 ready "$T_F" || die "the floor does not serve on TCP"
 ready "$U_F" || die "the floor does not serve on Unix"
+SPID="" SUPID=""
+if [[ -n $FLOOR_STATIC ]]; then
+	"$FLOOR_STATIC" -p "$P_S" &
+	SPID=$!
+	STARTED+=("$SPID")
+	"$FLOOR_STATIC" -u "$TMP/floor-static.sock" &
+	SUPID=$!
+	STARTED+=("$SUPID")
+	if ! ready "$T_S" || ! ready "$U_S"; then
+		note "floor-static does not serve"
+		stop_pid "$SPID"
+		stop_pid "$SUPID"
+		SPID="" SUPID=""
+	fi
+fi
 
 TPID="" XPID=""
 if [[ -n $TCPSERVER ]]; then
@@ -343,9 +367,10 @@ child_mem() {
 SERVERS=()
 [[ -n $HPID ]] && SERVERS+=(hostinfod)
 SERVERS+=(floor)
+[[ -n $SPID ]] && SERVERS+=(floor-static)
 [[ -n $TPID ]] && SERVERS+=(tcpserver)
 [[ -n $XPID ]] && SERVERS+=(xinetd)
-note "matrix: ${SERVERS[*]} at c = $CONCS, ${SECS} s per cell, hostinfod and floor $REPS times interleaved"
+note "matrix: ${SERVERS[*]} at c = $CONCS, ${SECS} s per cell, each $REPS times in rotation"
 # run_server NAME TRANSPORT C: one cell of one server
 run_server() {
 	case $1,$2 in
@@ -353,36 +378,35 @@ run_server() {
 	hostinfod,unix) cell "$1$4" unix "$3" "$HPID" $U_H ;;
 	floor,tcp) cell "$1$4" tcp "$3" "$FPID" $T_F ;;
 	floor,unix) cell "$1$4" unix "$3" "$FUPID" $U_F ;;
+	floor-static,tcp) cell "$1$4" tcp "$3" "$SPID" $T_S ;;
+	floor-static,unix) cell "$1$4" unix "$3" "$SUPID" $U_S ;;
 	tcpserver,tcp) cell "$1$4" tcp "$3" "$TPID" $T_T ;;
 	xinetd,tcp) cell "$1$4" tcp "$3" "$XPID" $T_X ;;
 	*) return 0 ;;
 	esac
 }
-# The machine is shared and noisy: hostinfod and the floor, whose ratio is
-# the target, run REPS times each, alternating, and the run with the median
-# rate stands for the cell (its latency, CPU and faults with it); every
-# rate is kept for the table's "runs" column.
+# The machine is shared and noisy: every server runs each cell REPS times,
+# in rotation (hostinfod, floor, tcpserver, xinetd, hostinfod, ...), so a
+# burst of load from elsewhere hits them alike, and the run with the median
+# rate stands for the cell (its latency, CPU and faults with it); every rate
+# is kept for the table's "runs" column.
 for tr in tcp unix; do
 	for c in $CONCS; do
 		for ((k = 1; k <= REPS; k++)); do
 			for s in "${SERVERS[@]}"; do
-				case $s in hostinfod | floor) run_server "$s" "$tr" "$c" "#$k" ;; esac
+				run_server "$s" "$tr" "$c" "#$k"
 			done
 		done
 		for s in "${SERVERS[@]}"; do
-			case $s in
-			hostinfod | floor)
-				runs="" best="" bestk=""
-				for ((k = 1; k <= REPS; k++)); do runs+="${R[$s#$k,$tr,$c,rate]:-0} "; done
-				med=$(tr ' ' '\n' <<<"$runs" | grep . | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}')
-				for ((k = 1; k <= REPS; k++)); do [[ ${R[$s#$k,$tr,$c,rate]:-0} == "$med" ]] && bestk=$k && break; done
-				for f in rate p50_us p99_us max_us refused busy failed bad idle_held idle_alive first_error cpu_us faults; do
-					[[ -n $bestk && -n ${R[$s#$bestk,$tr,$c,$f]+x} ]] && R[$s,$tr,$c,$f]=${R[$s#$bestk,$tr,$c,$f]}
-				done
-				R[$s,$tr,$c,runs]=$(tr ' ' '\n' <<<"$runs" | grep . | paste -sd/ -)
-				;;
-			*) run_server "$s" "$tr" "$c" "" ;;
-			esac
+			[[ -n ${R[$s#1,$tr,$c,rate]+x} ]] || continue
+			runs="" bestk=""
+			for ((k = 1; k <= REPS; k++)); do runs+="${R[$s#$k,$tr,$c,rate]:-0} "; done
+			med=$(tr ' ' '\n' <<<"$runs" | grep . | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}')
+			for ((k = 1; k <= REPS; k++)); do [[ ${R[$s#$k,$tr,$c,rate]:-0} == "$med" ]] && bestk=$k && break; done
+			for f in rate p50_us p99_us max_us refused busy failed bad idle_held idle_alive first_error cpu_us faults; do
+				[[ -n $bestk && -n ${R[$s#$bestk,$tr,$c,$f]+x} ]] && R[$s,$tr,$c,$f]=${R[$s#$bestk,$tr,$c,$f]}
+			done
+			R[$s,$tr,$c,runs]=$(tr ' ' '\n' <<<"$runs" | grep . | paste -sd/ -)
 		done
 	done
 done
@@ -392,11 +416,12 @@ say
 say "## Sessions per second"
 say
 say "A session: connect, read greeting and prompt, \`date\`, reply and prompt, \`quit\`, \`Goodbye.\`, read to EOF;"
-say "N clients back to back for ${SECS} s. hostinfod and the floor run ${REPS} times each, alternating;"
+say "N clients back to back for ${SECS} s. Every server runs each cell ${REPS} times, in rotation;"
 say "the run with the median rate stands for the cell (\"runs\" lists every rate). Latency is one whole session. hostinfod runs with"
 say "\`[log] level = \"warn\"\` so per-session log lines do not dominate (level info is measured below)."
 say "tcpserver and xinetd run \`floor -i\`, the same exchange on stdin/stdout (a fork+exec per session)."
-say "Linking: hostinfod $(linkage "$HOSTINFOD"); the floor and \`floor -i\` $(linkage "$FLOOR") (\`cc -O2\`)."
+say "Linking: hostinfod $(linkage "$HOSTINFOD"); the floor and \`floor -i\` $(linkage "$FLOOR") (\`cc -O2\`, the floor of the targets);"
+say "floor-static is the same floor linked as hostinfod is (\`cc -O2 -static-pie\`), for reference."
 say
 say "| transport | c | server | sessions/s | runs | p50 ms | p99 ms | max ms | refused | failed | bad | server CPU µs/session | faults/session | hostinfod / this |"
 say "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -433,6 +458,8 @@ row() { # label server transport field
 }
 row "hostinfod / floor, tcp" floor tcp rate
 row "hostinfod / floor, unix" floor unix rate
+[[ -n $SPID ]] && row "hostinfod / floor-static, tcp" floor-static tcp rate
+[[ -n $SPID ]] && row "hostinfod / floor-static, unix" floor-static unix rate
 row "hostinfod / tcpserver, tcp" tcpserver tcp rate
 row "hostinfod / xinetd, tcp" xinetd tcp rate
 row "p99 hostinfod / floor, tcp" floor tcp p99_us
@@ -454,6 +481,10 @@ if [[ -n $HPID ]]; then
 fi
 memrow "floor parent" "$(mem "$FPID")"
 memrow "floor child (one greeted session)" "$(child_mem "$FPID" $T_F)"
+if [[ -n $SPID ]]; then
+	memrow "floor-static parent" "$(mem "$SPID")"
+	memrow "floor-static child (one greeted session)" "$(child_mem "$SPID" $T_S)"
+fi
 
 # ---------------------------------------------------------------- idle
 say
