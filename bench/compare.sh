@@ -228,28 +228,29 @@ else
 	[[ -n $HOSTINFOD_NOTE ]] || HOSTINFOD_NOTE="no $HOSTINFOD"
 fi
 
-"$FLOOR" -p "$P_F" &
-FPID=$!
-STARTED+=("$FPID")
-"$FLOOR" -u "$TMP/floor.sock" &
-FUPID=$!
-STARTED+=("$FUPID")
-ready "$T_F" || die "the floor does not serve on TCP"
-ready "$U_F" || die "the floor does not serve on Unix"
+# start_floor BINARY PORT SOCKET: the floor on TCP and on Unix (two
+# processes); sets FL_T and FL_U to their PIDs, or returns 1 when either
+# does not greet (then both are stopped).
+start_floor() {
+	FL_T="" FL_U=""
+	"$1" -p "$2" &
+	FL_T=$!
+	STARTED+=("$FL_T")
+	"$1" -u "$3" &
+	FL_U=$!
+	STARTED+=("$FL_U")
+	ready "--tcp 127.0.0.1:$2" && ready "--unix $3" && return 0
+	stop_pid "$FL_T"
+	stop_pid "$FL_U"
+	FL_T="" FL_U=""
+	return 1
+}
+start_floor "$FLOOR" "$P_F" "$TMP/floor.sock" || die "the floor does not serve"
+FPID=$FL_T FUPID=$FL_U
 SPID="" SUPID=""
 if [[ -n $FLOOR_STATIC ]]; then
-	"$FLOOR_STATIC" -p "$P_S" &
-	SPID=$!
-	STARTED+=("$SPID")
-	"$FLOOR_STATIC" -u "$TMP/floor-static.sock" &
-	SUPID=$!
-	STARTED+=("$SUPID")
-	if ! ready "$T_S" || ! ready "$U_S"; then
-		note "floor-static does not serve"
-		stop_pid "$SPID"
-		stop_pid "$SUPID"
-		SPID="" SUPID=""
-	fi
+	start_floor "$FLOOR_STATIC" "$P_S" "$TMP/floor-static.sock" || note "floor-static does not serve"
+	SPID=$FL_T SUPID=$FL_U
 fi
 
 TPID="" XPID=""
