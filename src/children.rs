@@ -263,26 +263,30 @@ impl ExitPipe {
         mut ended: impl FnMut(i32, Option<Child>, Ended),
     ) {
         use std::os::fd::AsRawFd;
-        // 128 PIDs per read (more are read by the next turn of the loop):
-        // a small frame, because every stack page the parent writes after a
-        // fork is a copy-on-write fault while the child lives.
-        let mut buf = [0u8; 512];
+        // 128 PIDs per read (more are read by the next turn of the loop),
+        // into an uninitialised buffer: a small frame of which only what the
+        // kernel writes is touched, because every stack page the parent
+        // writes after a fork is a copy-on-write fault while the child lives.
+        const ROOM: usize = 512;
+        let mut buf = std::mem::MaybeUninit::<[u8; ROOM]>::uninit();
         loop {
             // SAFETY: buf is writable for its length.
-            let n = unsafe {
-                nix::libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
-            };
+            let n =
+                unsafe { nix::libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), ROOM) };
             if n <= 0 {
                 break;
             }
-            for c in buf[..n as usize].chunks_exact(4) {
+            let n = (n as usize).min(ROOM);
+            // SAFETY: read(2) wrote the first n bytes.
+            let got = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+            for c in got.chunks_exact(4) {
                 let pid = i32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
                 // Only our own, live sessions are worth a waitpid.
                 if pid > 0 && table.contains(pid) {
                     self.exiting.push(pid);
                 }
             }
-            if (n as usize) < buf.len() {
+            if n < ROOM {
                 break;
             }
         }

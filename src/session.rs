@@ -199,10 +199,11 @@ pub fn serve(
     let mut framer = std::mem::ManuallyDrop::new(Framer::with_buffer(max_line, bufs.line));
     let mut out = std::mem::ManuallyDrop::new(bufs.out);
     out.clear();
-    // Small on purpose: every stack page a fresh child writes is a
-    // copy-on-write fault, and commands are short lines (a longer input just
-    // takes more reads).
-    let mut buf = [0u8; 1024];
+    // Small and left uninitialised on purpose: every stack page a fresh
+    // child writes is a copy-on-write fault, so only the bytes read are
+    // written; commands are short lines (a longer input takes more reads).
+    const READ: usize = 1024;
+    let mut buf = std::mem::MaybeUninit::<[u8; READ]>::uninit();
     let mut idle_deadline = started + io.idle;
     loop {
         match io.wait(nix::libc::POLLIN, idle_deadline) {
@@ -218,7 +219,7 @@ pub fn serve(
             Wait::Failed => return End::Gone,
         }
         // SAFETY: buf is a valid, writable buffer of the length given.
-        let n = unsafe { nix::libc::read(io.fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { nix::libc::read(io.fd, buf.as_mut_ptr().cast(), READ) };
         let n = match n {
             0 => return End::Normal, // EOF: the client is done
             n if n > 0 => n as usize,
@@ -226,7 +227,9 @@ pub fn serve(
             _ => return End::Gone,
         };
         idle_deadline = Instant::now() + io.idle;
-        let flow = framer.feed(&buf[..n], |event| match event {
+        // SAFETY: read(2) wrote the first n bytes (n <= READ).
+        let input = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n.min(READ)) };
+        let flow = framer.feed(input, |event| match event {
             Event::Line(line) => {
                 match protocol::respond(protocol::parse(line), &cfg.commands, eol, &mut out) {
                     Outcome::Continue => {

@@ -100,11 +100,13 @@ impl Signals {
     pub fn drain(&self) -> Pending {
         let mut p = Pending::default();
         // Standard signals do not queue, so at most one record per handled
-        // signal can be pending: one read of a buffer with room for more
-        // than that takes them all, without a second read to see EAGAIN.
-        const ROOM: usize = 8;
-        // SAFETY: signalfd_siginfo is plain old data; zero is a valid value.
-        let mut buf: [nix::libc::signalfd_siginfo; ROOM] = unsafe { std::mem::zeroed() };
+        // signal (four) can be pending: one read of a buffer with room for
+        // more than that takes them all, without a second read to see EAGAIN.
+        // The buffer is left uninitialised, so only the records the kernel
+        // writes touch the stack: each stack page the parent writes after a
+        // fork is a copy-on-write fault while the child lives.
+        const ROOM: usize = 5;
+        let mut buf = std::mem::MaybeUninit::<[nix::libc::signalfd_siginfo; ROOM]>::uninit();
         let size = std::mem::size_of::<nix::libc::signalfd_siginfo>();
         loop {
             // SAFETY: buf is writable for its whole size.
@@ -114,8 +116,13 @@ impl Signals {
             if n <= 0 {
                 return p;
             }
-            let got = n as usize / size;
-            for info in &buf[..got] {
+            let got = (n as usize / size).min(ROOM);
+            // SAFETY: the kernel wrote `got` whole records at the start of
+            // buf; signalfd_siginfo is plain old data.
+            let records = unsafe {
+                std::slice::from_raw_parts(buf.as_ptr().cast::<nix::libc::signalfd_siginfo>(), got)
+            };
+            for info in records {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => {
                         p.child = true;
