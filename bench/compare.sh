@@ -681,7 +681,7 @@ fi
 say
 say "## Targets (issue 7)"
 say
-say "Strict comparisons of single runs; on 2 shared CPUs a few per cent either way is noise."
+say "Strict comparisons of the figures above (each cell the median of its runs); on 2 shared CPUs a few per cent either way is noise."
 say
 verdict() { if "$@"; then printf 'PASS'; else printf 'FAIL'; fi; }
 if [[ -z ${R[hostinfod,tcp,${CONCS%% *},rate]:-} ]]; then
