@@ -61,7 +61,7 @@ pub struct Child {
 /// a 4 KiB copy. Appending writes the last entry only and a removal two
 /// entries, where a hash map writes wherever the hash falls (and a second map
 /// for the counts). Scanning only reads, and reading shared pages is free; a
-/// thousand entries are 24 KiB, scanned in about a microsecond.
+/// thousand entries are 40 KiB (40 bytes each), read in one linear scan.
 #[derive(Debug, Default)]
 pub struct Children {
     entries: Vec<(i32, Child)>,
@@ -118,13 +118,25 @@ impl Children {
         self.entries.iter().any(|(p, _)| *p == pid)
     }
 
-    /// Records a new child.
+    /// Records a new child. A PID cannot repeat: the kernel does not reuse
+    /// it until we have reaped it (SIGCHLD has its default disposition, see
+    /// [`crate::signals::Signals::install`]), and reaping removes it.
     #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn insert(&mut self, pid: i32, child: Child) {
-        // A PID we still held can only reappear if it was reaped without us
-        // hearing; the old entry goes, so it cannot hold a count forever.
-        self.remove(pid);
         self.entries.push((pid, child));
+    }
+
+    /// Drops the entries that are not children of this process. The table
+    /// handed over by a reload holds only our children, but it arrives as
+    /// an environment variable, and an entry that no waitpid can ever reap
+    /// would hold its source's count forever.
+    pub fn forget_strangers(&mut self) {
+        use nix::sys::wait::{Id, waitid};
+        self.entries.retain(|&(pid, _)| {
+            // WNOWAIT: look without reaping; ECHILD: not our child.
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            pid > 0 && waitid(Id::Pid(Pid::from_raw(pid)), flags) != Err(nix::errno::Errno::ECHILD)
+        });
     }
 
     /// Forgets a reaped child and returns what we knew of it.
@@ -160,6 +172,7 @@ impl Children {
                 continue;
             };
             if let (Ok(pid), Ok(source), Ok(started_us)) = (pid.parse(), src.parse(), start.parse())
+                && !t.contains(pid)
             {
                 t.insert(pid, Child { source, started_us });
             }
@@ -172,10 +185,11 @@ impl Children {
     /// Returns true if it was reaped.
     #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn reap_pid(&mut self, pid: i32, ended: impl FnOnce(i32, Option<Child>, Ended)) -> bool {
-        let how = match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => Ended::Exited(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => Ended::Signaled(sig),
-            _ => return false,
+        let Some(how) = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG))
+            .ok()
+            .and_then(ending)
+        else {
+            return false;
         };
         ended(pid, self.remove(pid), how);
         true
@@ -188,19 +202,30 @@ impl Children {
     pub fn reap(&mut self, mut ended: impl FnMut(i32, Option<Child>, Ended)) -> usize {
         let mut n = 0;
         loop {
-            let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, Ended::Exited(code)),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Ended::Signaled(sig)),
+            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => break,
-                Ok(_) => continue, // stopped/continued: not an end
+                Ok(status) => status,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break, // ECHILD: no children at all
+            };
+            // Stopped or continued is not an end.
+            let (Some(pid), Some(how)) = (status.pid(), ending(status)) else {
+                continue;
             };
             n += 1;
             let raw = pid.as_raw();
             ended(raw, self.remove(raw), how);
         }
         n
+    }
+}
+
+/// How a wait status ends a child, if it does (not when stopped or continued).
+fn ending(status: WaitStatus) -> Option<Ended> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(Ended::Exited(code)),
+        WaitStatus::Signaled(_, sig, _) => Some(Ended::Signaled(sig)),
+        _ => None,
     }
 }
 
@@ -264,25 +289,18 @@ impl ExitPipe {
     ) {
         use std::os::fd::AsRawFd;
         // 128 PIDs per read (more are read by the next turn of the loop),
-        // into an uninitialised buffer: a small frame of which only what the
-        // kernel writes is touched, because every stack page the parent
-        // writes after a fork is a copy-on-write fault while the child lives.
+        // into an uninitialised buffer (see crate::fdio).
         const ROOM: usize = 512;
         let mut buf = std::mem::MaybeUninit::<[u8; ROOM]>::uninit();
         loop {
-            // SAFETY: buf is writable for its length.
-            let n =
-                unsafe { nix::libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), ROOM) };
-            if n <= 0 {
-                break;
-            }
-            let n = (n as usize).min(ROOM);
-            // SAFETY: read(2) wrote the first n bytes.
-            let got = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+            let got = match crate::fdio::read_records(self.read.as_raw_fd(), &mut buf) {
+                Ok(got) if !got.is_empty() => got,
+                _ => break,
+            };
+            let n = got.len();
             for c in got.chunks_exact(4) {
                 let pid = i32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
-                // Only our own, live sessions are worth a waitpid.
-                if pid > 0 && table.contains(pid) {
+                if pid > 0 {
                     self.exiting.push(pid);
                 }
             }
@@ -290,6 +308,8 @@ impl ExitPipe {
                 break;
             }
         }
+        // Kept: announced PIDs not yet zombies. Dropped: reaped now, or no
+        // longer in the table (a full pass reaped them first).
         self.exiting
             .retain(|&pid| table.contains(pid) && !table.reap_pid(pid, &mut ended));
     }
@@ -352,24 +372,27 @@ mod tests {
     }
 
     #[test]
-    fn reused_pid_does_not_leak_a_count() {
-        let mut t = Children::with_capacity(4);
-        t.insert(
-            10,
-            Child {
-                source: ip("10.0.0.1"),
-                started_us: 1,
-            },
-        );
-        t.insert(
-            10,
-            Child {
-                source: ip("10.0.0.2"),
-                started_us: 2,
-            },
-        );
-        assert_eq!(t.count(&ip("10.0.0.1")), 0);
-        assert_eq!(t.count(&ip("10.0.0.2")), 1);
+    fn a_repeated_pid_in_the_handover_does_not_leak_a_count() {
+        let t = Children::decode("10,10.0.0.1,1;10,10.0.0.2,2;", 4);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.count(&ip("10.0.0.1")) + t.count(&ip("10.0.0.2")), 1);
+    }
+
+    #[test]
+    fn strangers_are_forgotten_and_our_children_kept() {
+        let mut kid = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawn sleep");
+        let ours = kid.id() as i32;
+        // PID 1 is never a child of the test process.
+        let mut t = Children::decode(&format!("1,10.0.0.1,1;{ours},10.0.0.2,2;"), 4);
+        assert_eq!(t.len(), 2);
+        t.forget_strangers();
+        let left: Vec<i32> = t.pids().collect();
+        let _ = kid.kill();
+        let _ = kid.wait();
+        assert_eq!(left, vec![ours]);
     }
 
     #[test]

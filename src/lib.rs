@@ -32,6 +32,8 @@ pub mod status;
 
 /// The children: table, per-source counts, the reaper.
 pub mod children;
+/// Reads into uninitialised buffers, for the paths every session pays for.
+pub mod fdio;
 /// Binding and adopting listening sockets.
 pub mod listen;
 /// Giving back the pages of start-up code.

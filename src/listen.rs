@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrLike,
-    SockaddrStorage, UnixAddr, bind, getsockname, getsockopt, listen, setsockopt, socket, sockopt,
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
+    bind, getsockname, getsockopt, listen, setsockopt, socket, sockopt,
 };
 
 use crate::error::{Error, Result};
@@ -59,6 +59,14 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// The socket file this daemon created and removes at exit, if any.
+    pub fn owned_path(&self) -> Option<&Path> {
+        match &self.addr {
+            Addr::Unix(p) if self.owns_path => Some(p),
+            _ => None,
+        }
+    }
+
     /// The raw fd, for poll and accept.
     pub fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
@@ -191,14 +199,13 @@ pub unsafe fn adopt(raw: RawFd) -> Result<Listener> {
     } else {
         return Err(e(Errno::EAFNOSUPPORT));
     };
-    set_cloexec(fd.as_fd().as_raw_fd(), true).map_err(e)?;
+    set_cloexec(fd.as_fd().as_raw_fd()).map_err(e)?;
     let fl = fcntl(&fd, FcntlArg::F_GETFL).map_err(e)?;
     fcntl(
         &fd,
         FcntlArg::F_SETFL(OFlag::from_bits_retain(fl) | OFlag::O_NONBLOCK),
     )
     .map_err(e)?;
-    let _ = sa.family();
     Ok(Listener {
         fd,
         addr,
@@ -206,16 +213,11 @@ pub unsafe fn adopt(raw: RawFd) -> Result<Listener> {
     })
 }
 
-/// Sets or clears FD_CLOEXEC.
-pub fn set_cloexec(raw: RawFd, on: bool) -> nix::Result<()> {
+/// Sets FD_CLOEXEC.
+pub fn set_cloexec(raw: RawFd) -> nix::Result<()> {
     // SAFETY: fcntl on a borrowed fd number for the duration of the call.
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
-    let flags = if on {
-        FdFlag::FD_CLOEXEC
-    } else {
-        FdFlag::empty()
-    };
-    fcntl(fd, FcntlArg::F_SETFD(flags)).map(drop)
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(drop)
 }
 
 /// Opens every configured listener. A built-in default TCP address whose
@@ -260,10 +262,17 @@ pub fn bind_configured(cfg: &crate::config::Config, skip: &[Addr]) -> Result<Vec
 /// Removes the socket files of listeners this daemon created (before they
 /// are dropped without ever serving, e.g. when a reload is abandoned).
 pub fn remove_socket_files(listeners: &[Listener]) {
-    for l in listeners {
-        if let (Addr::Unix(p), true) = (&l.addr, l.owns_path) {
-            let _ = std::fs::remove_file(p);
-        }
+    for p in listeners.iter().filter_map(Listener::owned_path) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Applies a reloaded configuration's backlog, and for a Unix socket its
+/// file mode, to a listener that is kept.
+pub fn reconfigure(l: &Listener, backlog: u32, mode: u32) {
+    let _ = listen(&l.fd, backlog_of(backlog));
+    if let Addr::Unix(p) = &l.addr {
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
     }
 }
 

@@ -2,23 +2,75 @@
 //!
 //! `log.destination = "auto"` means stderr in the foreground (`-f`, where
 //! systemd's journal or the developer's terminal reads it) and syslog when
-//! daemonized (stderr is /dev/null then). The syslog logger uses ident
-//! `hostinfod`, our pid, and the configured facility over `/dev/log`; the
-//! environment variable `HOSTINFOD_SYSLOG_SOCKET` names another datagram
-//! socket instead, which the tests use to read what would reach syslog.
+//! daemonized (stderr is /dev/null then). Syslog records are RFC 3164 lines,
+//! `<PRI>Mmm dd hh:mm:ss hostinfod[PID]: message`, sent as datagrams to
+//! `/dev/log` with the configured facility; the environment variable
+//! `HOSTINFOD_SYSLOG_SOCKET` names another datagram socket instead, which the
+//! tests use to read what would reach syslog.
 //!
-//! Records are one line each. On stderr, when `JOURNAL_STREAM` shows that
-//! stderr is the journal, each line starts with the `<N>` priority prefix
-//! journald understands, so levels survive into `journalctl -p`.
+//! Records are one line each, written with one system call, so lines from
+//! the parent and its children never interleave mid-line. Both destinations
+//! format into a buffer on the stack: a session's child logs its START
+//! record, and every page malloc writes in a child is a copy-on-write fault
+//! (the syslog crate, which this replaced, allocated several times per
+//! record, took a mutex in the parent's heap and formatted the time in UTC).
+//! A record longer than the buffer is cut. On stderr, when `JOURNAL_STREAM`
+//! shows that stderr is the journal, each line starts with the `<N>`
+//! priority prefix journald understands, so levels survive into
+//! `journalctl -p`.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::config::{Config, LogDestination};
+use crate::config::{Config, FACILITIES, LogDestination};
+use crate::text::Fixed;
+
+/// The pid records carry: set at [`init`], and by [`forked`] in a child.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// In a freshly forked child: records from now on carry its own pid. Costs
+/// a getpid only when records at `info` (the level of a session's START and
+/// END) are logged at all.
+#[unsafe(link_section = ".text.hot.hostinfod")]
+pub fn forked() {
+    if log::log_enabled!(log::Level::Info) {
+        PID.store(std::process::id(), Ordering::Relaxed);
+    }
+}
+
+/// The pid this process's records carry: its own, except in a child while
+/// `info` records are off (see [`forked`]), when none carry it.
+pub fn pid() -> u32 {
+    PID.load(Ordering::Relaxed)
+}
+
+/// syslog(3) severity of a level; also journald's `<N>` prefix.
+fn severity(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        _ => 7,
+    }
+}
+
+/// Formats a record into `buf` with `head` written first; returns the length.
+fn format(buf: &mut [u8], head: impl FnOnce(&mut Fixed<'_>), record: &log::Record<'_>) -> usize {
+    let mut line = Fixed::new(buf);
+    head(&mut line);
+    let _ = match record.level() {
+        log::Level::Error => line.write_str("error: "),
+        log::Level::Warn => line.write_str("warning: "),
+        _ => Ok(()),
+    };
+    let _ = write!(line, "{}", record.args());
+    line.as_bytes().len()
+}
 
 struct Stderr {
     journal: bool,
-    pid: u32,
 }
 
 impl log::Log for Stderr {
@@ -30,33 +82,61 @@ impl log::Log for Stderr {
         if !self.enabled(record.metadata()) {
             return;
         }
-        // One write per record, built first, so lines from the parent and
-        // its children never interleave mid-line; built on the stack, since
-        // a session's child logs its START record and should not malloc.
-        // A record longer than the buffer is cut, its line end kept.
         let mut buf = [0u8; 1024];
-        let mut line = crate::text::Fixed::new(&mut buf[..1023]);
-        let level = record.level();
-        if self.journal {
-            let pri = match level {
-                log::Level::Error => 3,
-                log::Level::Warn => 4,
-                log::Level::Info => 6,
-                _ => 7,
-            };
-            let _ = write!(line, "<{pri}>");
-        } else {
-            let _ = write!(line, "hostinfod[{}]: ", self.pid);
-        }
-        let _ = match level {
-            log::Level::Error => line.write_str("error: "),
-            log::Level::Warn => line.write_str("warning: "),
-            _ => Ok(()),
-        };
-        let _ = write!(line, "{}", record.args());
-        let n = line.as_bytes().len();
+        let journal = self.journal;
+        let n = format(
+            &mut buf[..1023],
+            |l| {
+                let _ = if journal {
+                    write!(l, "<{}>", severity(record.level()))
+                } else {
+                    write!(l, "hostinfod[{}]: ", PID.load(Ordering::Relaxed))
+                };
+            },
+            record,
+        );
         buf[n] = b'\n';
-        let _ = std::io::stderr().write_all(&buf[..=n]);
+        // SAFETY: a valid buffer; fd 2 is stderr (or /dev/null).
+        unsafe { nix::libc::write(2, buf.as_ptr().cast(), n + 1) };
+    }
+
+    fn flush(&self) {}
+}
+
+struct Syslog {
+    sock: UnixDatagram,
+    path: PathBuf,
+    facility: u8,
+}
+
+impl log::Log for Syslog {
+    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
+        meta.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let mut buf = [0u8; 1024];
+        let pri = self.facility * 8 + severity(record.level());
+        let n = format(
+            &mut buf,
+            |l| {
+                let _ = write!(l, "<{pri}>");
+                // Not chrono's Display, which renders into a String first.
+                let now = crate::commands::date::now();
+                crate::commands::date::write_local("%b %e %H:%M:%S", false, now, l);
+                let _ = l.write_str(" ");
+                let _ = write!(l, "hostinfod[{}]: ", PID.load(Ordering::Relaxed));
+            },
+            record,
+        );
+        // A syslog daemon that restarted left our connection dangling:
+        // connect again once and resend. Lost records are never fatal.
+        if self.sock.send(&buf[..n]).is_err() && self.sock.connect(&self.path).is_ok() {
+            let _ = self.sock.send(&buf[..n]);
+        }
     }
 
     fn flush(&self) {}
@@ -73,10 +153,11 @@ pub fn destination(cfg: &Config, foreground: bool) -> LogDestination {
 
 /// Installs the global logger. Called once per process image.
 pub fn init(cfg: &Config, foreground: bool) {
+    PID.store(std::process::id(), Ordering::Relaxed);
     log::set_max_level(cfg.log.level.filter());
     let logger: Box<dyn log::Log> = match destination(cfg, foreground) {
         LogDestination::Syslog => match syslog_logger(cfg) {
-            Ok(l) => l,
+            Ok(l) => Box::new(l),
             Err(e) => {
                 // No syslog daemon: fall back to stderr rather than go silent.
                 eprintln!("hostinfod: syslog unavailable ({e}); logging to stderr");
@@ -91,25 +172,62 @@ pub fn init(cfg: &Config, foreground: bool) {
 fn stderr_logger() -> Box<dyn log::Log> {
     Box::new(Stderr {
         journal: std::env::var_os("JOURNAL_STREAM").is_some(),
-        pid: std::process::id(),
     })
 }
 
-fn syslog_logger(cfg: &Config) -> Result<Box<dyn log::Log>, syslog::Error> {
-    let facility: syslog::Facility = cfg
-        .log
-        .facility
-        .parse()
-        .unwrap_or(syslog::Facility::LOG_DAEMON);
-    let formatter = syslog::Formatter3164 {
-        facility,
-        hostname: None,
-        process: "hostinfod".into(),
-        pid: std::process::id(),
-    };
-    let logger = match std::env::var_os("HOSTINFOD_SYSLOG_SOCKET") {
-        Some(path) => syslog::unix_custom(formatter, path)?,
-        None => syslog::unix(formatter)?,
-    };
-    Ok(Box::new(syslog::BasicLogger::new(logger)))
+/// The facility's code: kern 0 … ftp 11 in [`FACILITIES`] order, then
+/// local0 … local7 at 16 … 23 (daemon's 3 for an unknown name, which the
+/// configuration's validation does not let through).
+fn facility_code(name: &str) -> u8 {
+    match FACILITIES.iter().position(|f| *f == name) {
+        Some(i) if i < 12 => i as u8,
+        Some(i) => 16 + (i - 12) as u8,
+        None => 3,
+    }
+}
+
+fn syslog_logger(cfg: &Config) -> std::io::Result<Syslog> {
+    let path = std::env::var_os("HOSTINFOD_SYSLOG_SOCKET")
+        .map_or_else(|| PathBuf::from("/dev/log"), PathBuf::from);
+    let sock = UnixDatagram::unbound()?;
+    sock.connect(&path)?;
+    // Close-on-exec is std's default: a reload's new image opens its own.
+    Ok(Syslog {
+        sock,
+        path,
+        facility: facility_code(&cfg.log.facility),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facility_codes_are_syslogs() {
+        assert_eq!(facility_code("kern"), 0);
+        assert_eq!(facility_code("daemon"), 3);
+        assert_eq!(facility_code("ftp"), 11);
+        assert_eq!(facility_code("local0"), 16);
+        assert_eq!(facility_code("local7"), 23);
+        assert_eq!(FACILITIES.len(), 20);
+    }
+
+    #[test]
+    fn records_are_one_line_cut_to_the_buffer() {
+        let long = "x".repeat(3000);
+        let mut buf = [0u8; 64];
+        let n = format(
+            &mut buf,
+            |l| {
+                let _ = l.write_str("<4>");
+            },
+            &log::Record::builder()
+                .level(log::Level::Warn)
+                .args(format_args!("{long}"))
+                .build(),
+        );
+        assert_eq!(n, 64);
+        assert!(buf.starts_with(b"<4>warning: xxx"));
+    }
 }

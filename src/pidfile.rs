@@ -78,7 +78,7 @@ impl Pidfile {
     pub unsafe fn adopt(raw: RawFd, path: &Path) -> Result<Self> {
         // SAFETY: per the caller, we own the fd.
         let file = unsafe { File::from_raw_fd(raw) };
-        crate::listen::set_cloexec(raw, true)
+        crate::listen::set_cloexec(raw)
             .map_err(|e| Error::sys(format!("fcntl {}", path.display()), e))?;
         // Taking the lock again on the description we already lock is a
         // no-op that succeeds; it gives us the Flock guard type.

@@ -95,9 +95,9 @@ fn files_only_lookups() {
     }
 }
 
-/// Becomes `t` for good.
+/// Becomes `t` for good. `t` comes from [`resolve`], which has already
+/// configured the lookups `initgroups` makes.
 pub fn drop_to(t: &Target) -> Result<()> {
-    files_only_lookups();
     let cname = CString::new(t.name.as_str())
         .map_err(|_| Error::sys(format!("initgroups {}", t.name), nix::errno::Errno::EINVAL))?;
     initgroups(&cname, t.gid).map_err(|e| Error::sys(format!("initgroups {}", t.name), e))?;

@@ -8,9 +8,11 @@
 //!
 //! Work per connection in the parent is kept to what only the parent can do:
 //! accept, the per-source check, fork, close, one table insert; and at the
-//! end one waitpid and one table removal. Everything that could be done once
-//! is done once before the first fork (the greeting bytes, the hostname, the
-//! time zone), and logging of the session's start happens in the child.
+//! end one waitpid, one table removal and (at log level info) the EXIT
+//! record, which needs the exit status only the parent sees. Everything that
+//! could be done once is done once before the first fork (the greeting
+//! bytes, the hostname, the time zone), and the session's START record is
+//! logged by the child.
 
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
@@ -58,7 +60,7 @@ const ANNOUNCE_FROM: usize = 32;
 /// whose SIGCHLD merged into another's stays a zombie.
 const SCAN_INTERVAL: Duration = Duration::from_millis(100);
 /// Said to a client we cannot fork for.
-const BUSY_RETRY: &[u8] = b"Server busy, try again later.";
+const BUSY_RETRY: &str = "Server busy, try again later.";
 
 /// The running daemon.
 #[derive(Debug)]
@@ -84,7 +86,6 @@ pub struct Server {
     spare: Option<OwnedFd>,
     emfile_logged: bool,
     paused_until: Option<Instant>,
-    pollfds: Vec<libc::pollfd>,
     next_watchdog: Option<Instant>,
     /// When the next full reaping pass is owed (see [`Server::on_sigchld`]).
     scan_due: Option<Instant>,
@@ -93,7 +94,7 @@ pub struct Server {
     /// A child told to announce its exit was forked since the pipe was last read.
     announced: bool,
     /// The session's buffers, allocated once here and used by each child.
-    session_bufs: Option<session::Buffers>,
+    session_bufs: session::Buffers,
 }
 
 /// Starts hostinfod as `opts` says and runs until it is stopped. Returns the
@@ -170,7 +171,12 @@ impl Server {
     ) -> Result<Self> {
         let signals = Signals::install()?;
         let notifier = Notifier::from_env();
-        let target = privileges::resolve(&cfg)?;
+        // Privileges are dropped once, by the first image; a reloaded image
+        // runs as whoever that made it (prepare_reload warns about a change).
+        let target = match inherited {
+            None => privileges::resolve(&cfg)?,
+            Some(_) => None,
+        };
         let hostname = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "localhost".into());
@@ -230,16 +236,10 @@ impl Server {
             log::warn!("no listening address configured: serving nobody");
         }
 
-        if let Some(t) = &target
-            && inherited.is_none()
-        {
+        if let Some(t) = &target {
             let files = listeners
                 .iter()
-                .filter(|l| l.owns_path)
-                .filter_map(|l| match &l.addr {
-                    Addr::Unix(p) => Some(p.clone()),
-                    Addr::Tcp(_) => None,
-                });
+                .filter_map(|l| l.owned_path().map(Path::to_path_buf));
             for p in created_dirs
                 .iter()
                 .cloned()
@@ -258,6 +258,7 @@ impl Server {
             inherited.as_ref().map_or("", |i| i.children.as_str()),
             cfg.limits.max_children as usize,
         );
+        children.forget_strangers();
         // SIGCHLDs that arrived while the exec ran were collapsed into at
         // most one pending signal; reap now rather than wait for the next.
         children.reap(log_exit);
@@ -288,6 +289,8 @@ impl Server {
         };
         let status_path = cfg.status_file(&env);
         let args: Vec<OsString> = std::env::args_os().collect();
+        // Allocated once here, before any fork (see session::Buffers).
+        let session_bufs = session::Buffers::new(cfg.limits.max_line_bytes as usize);
         let mut server = Server {
             hello_tcp: render_hello(&cfg, &hostname, b"\r\n"),
             hello_unix: render_hello(&cfg, &hostname, b"\n"),
@@ -307,18 +310,14 @@ impl Server {
             spare: open_spare(),
             emfile_logged: false,
             paused_until: None,
-            pollfds: Vec::with_capacity(8),
             next_watchdog: None,
             scan_due: None,
             exits: ExitPipe::new()
                 .map_err(|e| log::warn!("exit pipe: {e}; reaping by full passes only"))
                 .ok(),
             announced: false,
-            session_bufs: None,
+            session_bufs,
         };
-        server.session_bufs = Some(session::Buffers::new(
-            server.cfg.limits.max_line_bytes as usize,
-        ));
         server.write_status();
         if let Some(left) = &inherited_leftovers {
             // Never what this image itself uses (the default status file of
@@ -396,34 +395,40 @@ impl Server {
             events: 0,
             revents: 0,
         };
+        // Built once: the listeners do not change within an image (a reload
+        // that succeeds execs, one that fails keeps them). Not accepting
+        // (max_children reached, or backing off) polls the signalfd alone.
         let mut stack = [idle; ON_STACK];
+        let mut spill = Vec::new();
+        let all: &mut [libc::pollfd] = if self.listeners.len() < ON_STACK {
+            &mut stack[..1 + self.listeners.len()]
+        } else {
+            spill.resize(1 + self.listeners.len(), idle);
+            &mut spill
+        };
+        all[0] = libc::pollfd {
+            fd: self.signals.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        for (slot, l) in all[1..].iter_mut().zip(&self.listeners) {
+            *slot = libc::pollfd {
+                fd: l.raw(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+        }
         loop {
             let accepting = self.children.len() < self.cfg.limits.max_children as usize
                 && self.paused_until.is_none_or(|t| Instant::now() >= t);
             if accepting {
                 self.paused_until = None;
             }
-            let listening = if accepting { self.listeners.len() } else { 0 };
-            let mut spill = std::mem::take(&mut self.pollfds);
-            let fds: &mut [libc::pollfd] = if listening < ON_STACK {
-                &mut stack[..1 + listening]
+            let fds = if accepting {
+                &mut all[..]
             } else {
-                spill.clear();
-                spill.resize(1 + listening, idle);
-                &mut spill
+                &mut all[..1]
             };
-            fds[0] = libc::pollfd {
-                fd: self.signals.raw(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            for (slot, l) in fds[1..].iter_mut().zip(&self.listeners) {
-                *slot = libc::pollfd {
-                    fd: l.raw(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-            }
             let timeout = self.poll_timeout();
             // SAFETY: fds is a valid, initialised array of its length.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -432,7 +437,6 @@ impl Server {
                     log::error!("poll: {}", Errno::last());
                     std::thread::sleep(BACKOFF);
                 }
-                self.pollfds = spill;
                 continue;
             }
             self.tick_watchdog();
@@ -448,9 +452,8 @@ impl Server {
                     return self.shutdown();
                 }
                 if p.hangup {
+                    // Returns only if the reload was rejected.
                     self.reload();
-                    // The listener set may have changed: rebuild the poll set.
-                    self.pollfds = spill;
                     continue;
                 }
             }
@@ -459,36 +462,33 @@ impl Server {
                     self.accept_on(i - 1);
                 }
             }
-            self.pollfds = spill;
         }
     }
 
     /// Reaps after a SIGCHLD.
     ///
-    /// First the child the signal names, by PID. With few sessions, then a
-    /// full waitpid(-1) pass, which has few children to walk. With many (from
-    /// [`ANNOUNCE_FROM`] on, children announce their exit through the
-    /// [`ExitPipe`]) every announced child is reaped by PID, and the full pass
-    /// still owed for children that ended without a word runs at once when
-    /// every slot is taken (a zombie then holds a slot a client waits for),
-    /// otherwise within [`SCAN_INTERVAL`]. Counts are only ever decremented
-    /// by a waitpid of that PID.
+    /// With few sessions, one full waitpid(-1) pass: it has few children to
+    /// walk, and reaps the child the signal names with the others (standard
+    /// signals merge, so the name is not all that ended). With many (from
+    /// [`ANNOUNCE_FROM`] on, where children announce their exit through the
+    /// [`ExitPipe`]) the named child and every announced one are reaped by
+    /// PID, and the full pass still owed for children that ended without a
+    /// word runs at once when every slot is taken (a zombie then holds a slot
+    /// a client waits for), otherwise within [`SCAN_INTERVAL`]. Counts are
+    /// only ever decremented by a waitpid of that PID.
     #[unsafe(link_section = ".text.hot.hostinfod")]
     fn on_sigchld(&mut self, exited: Option<i32>) {
-        if let Some(pid) = exited {
-            self.children.reap_pid(pid, log_exit);
-        }
-        let many = self.children.len() >= ANNOUNCE_FROM / 2;
+        let many = self.children.len() >= ANNOUNCE_FROM && self.exits.is_some();
         if many || self.announced {
+            if let Some(pid) = exited {
+                self.children.reap_pid(pid, log_exit);
+            }
             if let Some(x) = self.exits.as_mut() {
                 x.reap_announced(&mut self.children, log_exit);
             }
             self.announced = false;
         }
-        if !many
-            || self.exits.is_none()
-            || self.children.len() >= self.cfg.limits.max_children as usize
-        {
+        if !many || self.children.len() >= self.cfg.limits.max_children as usize {
             self.reap_all();
         } else if self.scan_due.is_none() {
             self.scan_due = Some(Instant::now() + SCAN_INTERVAL);
@@ -538,6 +538,9 @@ impl Server {
         };
         let lfd = listener.raw();
         let tcp = listener.addr.is_tcp();
+        // A full reaping pass before a refusal, at most once per batch: a
+        // flood from one source would otherwise pay one per connection.
+        let mut recounted = false;
         for _ in 0..ACCEPT_BATCH {
             // A failed fork set a back-off: the rest of the batch waits in
             // the backlog instead of being forked for (and failed) at once.
@@ -579,14 +582,19 @@ impl Server {
             let Some(peer) = peer_of(&ss, tcp, &client) else {
                 continue;
             };
-            if self.children.count(&peer.source) >= self.cfg.limits.max_per_source
-                && self.recount(&peer.source) >= self.cfg.limits.max_per_source
+            let max = self.cfg.limits.max_per_source;
+            if self.children.count(&peer.source) >= max
+                && (recounted || {
+                    recounted = true;
+                    self.recount(&peer.source) >= max
+                })
             {
                 log::info!("REFUSED: too many sessions from {}", peer.source);
-                let mut line =
-                    format!("Server busy: too many sessions from {}.", peer.source).into_bytes();
-                line.extend_from_slice(if tcp { b"\r\n" } else { b"\n" });
-                send_nonblocking(&client, &line);
+                send_line(
+                    &client,
+                    tcp,
+                    format_args!("Server busy: too many sessions from {}.", peer.source),
+                );
                 continue;
             }
             self.spawn(client, idx, tcp, peer);
@@ -597,9 +605,6 @@ impl Server {
     /// its `Goodbye.` may reconnect before its old session's child has been
     /// reaped, and must not be refused for a session that has ended.
     fn recount(&mut self, source: &Source) -> u32 {
-        if let Some(x) = self.exits.as_mut() {
-            x.reap_announced(&mut self.children, log_exit);
-        }
         self.reap_all();
         self.children.count(source)
     }
@@ -624,9 +629,7 @@ impl Server {
             }
             Err(e) => {
                 log::error!("fork for {}: {e}; backing off", peer.source);
-                let mut line = BUSY_RETRY.to_vec();
-                line.extend_from_slice(if tcp { b"\r\n" } else { b"\n" });
-                send_nonblocking(&client, &line);
+                send_line(&client, tcp, format_args!("{BUSY_RETRY}"));
                 self.paused_until = Some(Instant::now() + BACKOFF);
             }
         }
@@ -648,12 +651,13 @@ impl Server {
                 .chain(self.notifier.raw())
                 .chain(self.exits.as_ref().map(ExitPipe::read_fd)),
         );
+        crate::log::forked();
         if let Some(via) = self.listeners.get(idx).map(|l| &l.addr) {
             // Display values formatted straight into the record: no String.
             log::info!(
                 "START: {} pid={}{} via {}",
                 peer,
-                std::process::id(),
+                crate::log::pid(),
                 PeerPid(peer.pid),
                 via
             );
@@ -663,10 +667,11 @@ impl Server {
             hello_tcp: &self.hello_tcp,
             hello_unix: &self.hello_unix,
         };
-        let bufs = self
-            .session_bufs
-            .take()
-            .unwrap_or_else(|| session::Buffers::new(self.cfg.limits.max_line_bytes as usize));
+        // SAFETY: a bitwise copy of the buffers' Vec headers, where `take()`
+        // would write into `self` and so copy the page that holds it. This
+        // process never returns from here and never drops `self`, so the
+        // two copies are never both dropped.
+        let bufs = unsafe { std::ptr::read(&self.session_bufs) };
         let end = session::serve(&client, tcp, &ctx, &self.signals, bufs);
         // Closed here, not by _exit: _exit tears the address space down
         // before it closes files, so the client would wait for that teardown
@@ -735,6 +740,13 @@ impl Server {
     fn prepare_reload(&mut self, hup_at: u64) -> std::result::Result<(), String> {
         let new =
             Config::load(self.opts.config.as_deref(), &self.env).map_err(|e| e.to_string())?;
+        if (&new.daemon.user, &new.daemon.group) != (&self.cfg.daemon.user, &self.cfg.daemon.group)
+        {
+            log::warn!(
+                "daemon.user/daemon.group changed: privileges are set at start, so this takes \
+                 effect at the next start, not on reload"
+            );
+        }
         // The next image's listeners: kept ones (same address) and new ones,
         // bound now, so that an address that cannot be bound rejects the
         // reload while this image still serves.
@@ -761,18 +773,7 @@ impl Server {
             let want = listen::configured(&new);
             for (i, l) in self.listeners.iter().enumerate() {
                 if want.contains(&l.addr) {
-                    // Apply a changed backlog or mode to the kept socket.
-                    // SAFETY: listen(2) on a socket we own.
-                    unsafe {
-                        libc::listen(l.raw(), new.listen.backlog.min(i32::MAX as u32) as i32)
-                    };
-                    if let Addr::Unix(p) = &l.addr {
-                        use std::os::unix::fs::PermissionsExt as _;
-                        let _ = std::fs::set_permissions(
-                            p,
-                            std::fs::Permissions::from_mode(new.unix_mode()),
-                        );
-                    }
+                    listen::reconfigure(l, new.listen.backlog, new.unix_mode());
                 } else {
                     dropped.push(i);
                 }
@@ -795,14 +796,7 @@ impl Server {
         // by the next image once it serves (the sockets close on exec).
         let mut leftovers: Vec<PathBuf> = dropped
             .iter()
-            .filter_map(|&i| match self.listeners.get(i) {
-                Some(Listener {
-                    addr: Addr::Unix(p),
-                    owns_path: true,
-                    ..
-                }) => Some(p.clone()),
-                _ => None,
-            })
+            .filter_map(|&i| self.listeners.get(i)?.owned_path().map(Path::to_path_buf))
             .collect();
         // A changed daemon.pid_file: move the locked pidfile (and the status
         // file beside it) now, so a path we cannot take rejects the reload.
@@ -857,11 +851,8 @@ impl Server {
     fn shutdown(&mut self) -> Result<()> {
         log::info!("stopping: {} session(s) to end", self.children.len());
         self.notifier.stopping();
-        for l in self.listeners.drain(..) {
-            if let (Addr::Unix(p), true) = (&l.addr, l.owns_path) {
-                let _ = std::fs::remove_file(p);
-            }
-        }
+        listen::remove_socket_files(&self.listeners);
+        self.listeners.clear();
         let _ = std::fs::remove_file(&self.status_path);
         if let Some(p) = self.pidfile.take() {
             p.remove();
@@ -1056,9 +1047,19 @@ fn peer_of(ss: &libc::sockaddr_storage, tcp: bool, client: &OwnedFd) -> Option<P
     }
 }
 
-/// One non-blocking write; whatever does not fit is dropped (the client is
-/// being turned away and must not be able to stall the parent).
-fn send_nonblocking(fd: &OwnedFd, bytes: &[u8]) {
+/// One line to a client the parent will not serve: formatted on the stack
+/// (this runs in the accept loop, under a flood of refusals too) and sent
+/// with the transport's line end in one non-blocking write; whatever does
+/// not fit is dropped (the client must not be able to stall the parent).
+fn send_line(fd: &OwnedFd, tcp: bool, line: std::fmt::Arguments<'_>) {
+    use std::fmt::Write as _;
+    let mut buf = [0u8; 256];
+    let mut w = crate::text::Fixed::new(&mut buf[..254]);
+    let _ = w.write_fmt(line);
+    let n = w.as_bytes().len();
+    let eol: &[u8] = if tcp { b"\r\n" } else { b"\n" };
+    buf[n..n + eol.len()].copy_from_slice(eol);
+    let bytes = &buf[..n + eol.len()];
     // SAFETY: a valid buffer of the given length; MSG_DONTWAIT never blocks,
     // MSG_NOSIGNAL avoids SIGPIPE for a peer that already left.
     unsafe {

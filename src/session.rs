@@ -137,8 +137,8 @@ impl Io<'_> {
         }
     }
 
-    /// Writes all of `buf` before the deadlines. Returns false if the client
-    /// is gone, too slow, or the daemon is stopping.
+    /// Writes all of `buf` before the deadlines. Fails with how the session
+    /// ends if the client is gone, too slow, or the daemon is stopping.
     #[unsafe(link_section = ".text.hot.hostinfod")]
     fn write_all(&self, mut buf: &[u8]) -> Result<(), End> {
         let deadline = Instant::now() + self.idle;
@@ -163,11 +163,12 @@ impl Io<'_> {
         Ok(())
     }
 
-    /// Best effort: one last line before closing.
-    fn farewell(&self, line: &[u8], eol: &[u8]) {
-        let mut v = Vec::with_capacity(line.len() + 2);
-        crate::text::push_line(&mut v, line, eol);
-        let _ = self.write_all(&v);
+    /// Best effort: one last line before closing, built in the session's
+    /// output buffer (allocated by the parent), so no malloc in the child.
+    fn farewell(&self, out: &mut Vec<u8>, line: &[u8], eol: &[u8]) {
+        out.clear();
+        crate::text::push_line(out, line, eol);
+        let _ = self.write_all(out);
     }
 }
 
@@ -195,40 +196,37 @@ pub fn serve(
     }
     let max_line = cfg.limits.max_line_bytes as usize;
     // Never dropped: the child _exits after the session, and a free() would
-    // only dirty more of the allocator's pages shared with the parent.
+    // only dirty more of the allocator's pages shared with the parent. (The
+    // start-up rehearsal runs one session in the parent and so leaks its two
+    // buffers, once.)
     let mut framer = std::mem::ManuallyDrop::new(Framer::with_buffer(max_line, bufs.line));
     let mut out = std::mem::ManuallyDrop::new(bufs.out);
     out.clear();
-    // Small and left uninitialised on purpose: every stack page a fresh
-    // child writes is a copy-on-write fault, so only the bytes read are
-    // written; commands are short lines (a longer input takes more reads).
-    const READ: usize = 1024;
-    let mut buf = std::mem::MaybeUninit::<[u8; READ]>::uninit();
+    // Small and left uninitialised on purpose (see crate::fdio): every stack
+    // page a fresh child writes is a copy-on-write fault; commands are short
+    // lines (a longer input takes more reads).
+    let mut buf = std::mem::MaybeUninit::<[u8; 1024]>::uninit();
     let mut idle_deadline = started + io.idle;
     loop {
         match io.wait(nix::libc::POLLIN, idle_deadline) {
             Wait::Ready => {}
             Wait::Timeout => {
-                io.farewell(protocol::TIMEOUT, eol);
+                io.farewell(&mut out, protocol::TIMEOUT, eol);
                 return End::Timeout;
             }
             Wait::Terminate => {
-                io.farewell(protocol::SHUTTING_DOWN, eol);
+                io.farewell(&mut out, protocol::SHUTTING_DOWN, eol);
                 return End::Shutdown;
             }
             Wait::Failed => return End::Gone,
         }
-        // SAFETY: buf is a valid, writable buffer of the length given.
-        let n = unsafe { nix::libc::read(io.fd, buf.as_mut_ptr().cast(), READ) };
-        let n = match n {
-            0 => return End::Normal, // EOF: the client is done
-            n if n > 0 => n as usize,
-            _ if matches!(Errno::last(), Errno::EINTR | Errno::EAGAIN) => continue,
-            _ => return End::Gone,
+        let input = match crate::fdio::read_records(io.fd, &mut buf) {
+            Ok([]) => return End::Normal, // EOF: the client is done
+            Ok(input) => input,
+            Err(Errno::EINTR | Errno::EAGAIN) => continue,
+            Err(_) => return End::Gone,
         };
         idle_deadline = Instant::now() + io.idle;
-        // SAFETY: read(2) wrote the first n bytes (n <= READ).
-        let input = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n.min(READ)) };
         let flow = framer.feed(input, |event| match event {
             Event::Line(line) => {
                 match protocol::respond(protocol::parse(line), &cfg.commands, eol, &mut out) {

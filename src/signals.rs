@@ -77,7 +77,10 @@ impl Signals {
             unsafe { nix::sys::signal::signal(s, SigHandler::SigDfl) }
                 .map_err(|e| Error::sys(format!("signal {}", s.as_str()), e))?;
         }
-        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled()), None)
+        // SIG_SETMASK, not SIG_BLOCK: exactly these four blocked, so a mask
+        // inherited from whoever started us (with `-f` nothing else resets
+        // it) does not silence other signals in the daemon and its sessions.
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&handled()), None)
             .map_err(|e| Error::sys("sigprocmask", e))?;
         let fd = SignalFd::with_flags(&handled(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| Error::sys("signalfd", e))?;
@@ -102,26 +105,15 @@ impl Signals {
         // Standard signals do not queue, so at most one record per handled
         // signal (four) can be pending: one read of a buffer with room for
         // more than that takes them all, without a second read to see EAGAIN.
-        // The buffer is left uninitialised, so only the records the kernel
-        // writes touch the stack: each stack page the parent writes after a
-        // fork is a copy-on-write fault while the child lives.
+        // The buffer is left uninitialised (see crate::fdio).
         const ROOM: usize = 5;
         let mut buf = std::mem::MaybeUninit::<[nix::libc::signalfd_siginfo; ROOM]>::uninit();
-        let size = std::mem::size_of::<nix::libc::signalfd_siginfo>();
         loop {
-            // SAFETY: buf is writable for its whole size.
-            let n = unsafe {
-                nix::libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), size * ROOM)
+            let records = match crate::fdio::read_records(self.fd.as_raw_fd(), &mut buf) {
+                Ok(r) if !r.is_empty() => r,
+                _ => return p,
             };
-            if n <= 0 {
-                return p;
-            }
-            let got = (n as usize / size).min(ROOM);
-            // SAFETY: the kernel wrote `got` whole records at the start of
-            // buf; signalfd_siginfo is plain old data.
-            let records = unsafe {
-                std::slice::from_raw_parts(buf.as_ptr().cast::<nix::libc::signalfd_siginfo>(), got)
-            };
+            let got = records.len();
             for info in records {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => {
