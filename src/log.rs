@@ -69,11 +69,19 @@ fn format(buf: &mut [u8], head: impl FnOnce(&mut Fixed<'_>), record: &log::Recor
     line.as_bytes().len()
 }
 
-struct Stderr {
-    journal: bool,
+/// The logger: one of the two destinations.
+enum Logger {
+    /// Lines on fd 2; `journal`: with journald's `<N>` prefix.
+    Stderr { journal: bool },
+    /// RFC 3164 datagrams on a socket connected to `path`.
+    Syslog {
+        sock: UnixDatagram,
+        path: PathBuf,
+        facility: u8,
+    },
 }
 
-impl log::Log for Stderr {
+impl log::Log for Logger {
     fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
         meta.level() <= log::max_level()
     }
@@ -83,59 +91,48 @@ impl log::Log for Stderr {
             return;
         }
         let mut buf = [0u8; 1024];
-        let journal = self.journal;
-        let n = format(
-            &mut buf[..1023],
-            |l| {
-                let _ = if journal {
-                    write!(l, "<{}>", severity(record.level()))
-                } else {
-                    write!(l, "hostinfod[{}]: ", PID.load(Ordering::Relaxed))
-                };
-            },
-            record,
-        );
-        buf[n] = b'\n';
-        // SAFETY: a valid buffer; fd 2 is stderr (or /dev/null).
-        unsafe { nix::libc::write(2, buf.as_ptr().cast(), n + 1) };
-    }
-
-    fn flush(&self) {}
-}
-
-struct Syslog {
-    sock: UnixDatagram,
-    path: PathBuf,
-    facility: u8,
-}
-
-impl log::Log for Syslog {
-    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
-        meta.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let mut buf = [0u8; 1024];
-        let pri = self.facility * 8 + severity(record.level());
-        let n = format(
-            &mut buf,
-            |l| {
-                let _ = write!(l, "<{pri}>");
-                // Not chrono's Display, which renders into a String first.
-                let now = crate::commands::date::now();
-                crate::commands::date::write_local("%b %e %H:%M:%S", false, now, l);
-                let _ = l.write_str(" ");
-                let _ = write!(l, "hostinfod[{}]: ", PID.load(Ordering::Relaxed));
-            },
-            record,
-        );
-        // A syslog daemon that restarted left our connection dangling:
-        // connect again once and resend. Lost records are never fatal.
-        if self.sock.send(&buf[..n]).is_err() && self.sock.connect(&self.path).is_ok() {
-            let _ = self.sock.send(&buf[..n]);
+        let level = record.level();
+        let pid = PID.load(Ordering::Relaxed);
+        match self {
+            Logger::Stderr { journal } => {
+                let n = format(
+                    &mut buf[..1023],
+                    |l| {
+                        let _ = if *journal {
+                            write!(l, "<{}>", severity(level))
+                        } else {
+                            write!(l, "hostinfod[{pid}]: ")
+                        };
+                    },
+                    record,
+                );
+                buf[n] = b'\n';
+                // SAFETY: a valid buffer; fd 2 is stderr (or /dev/null).
+                unsafe { nix::libc::write(2, buf.as_ptr().cast(), n + 1) };
+            }
+            Logger::Syslog {
+                sock,
+                path,
+                facility,
+            } => {
+                let n = format(
+                    &mut buf,
+                    |l| {
+                        let _ = write!(l, "<{}>", facility * 8 + severity(level));
+                        // Not chrono's Display, which renders into a String.
+                        let now = crate::commands::date::now();
+                        crate::commands::date::write_local("%b %e %H:%M:%S", false, now, l);
+                        let _ = write!(l, " hostinfod[{pid}]: ");
+                    },
+                    record,
+                );
+                // A syslog daemon that restarted left our connection
+                // dangling: connect again once and resend. Lost records are
+                // never fatal.
+                if sock.send(&buf[..n]).is_err() && sock.connect(path).is_ok() {
+                    let _ = sock.send(&buf[..n]);
+                }
+            }
         }
     }
 
@@ -170,7 +167,7 @@ pub fn init(cfg: &Config, foreground: bool) {
 }
 
 fn stderr_logger() -> Box<dyn log::Log> {
-    Box::new(Stderr {
+    Box::new(Logger::Stderr {
         journal: std::env::var_os("JOURNAL_STREAM").is_some(),
     })
 }
@@ -186,13 +183,13 @@ fn facility_code(name: &str) -> u8 {
     }
 }
 
-fn syslog_logger(cfg: &Config) -> std::io::Result<Syslog> {
+fn syslog_logger(cfg: &Config) -> std::io::Result<Logger> {
     let path = std::env::var_os("HOSTINFOD_SYSLOG_SOCKET")
         .map_or_else(|| PathBuf::from("/dev/log"), PathBuf::from);
     let sock = UnixDatagram::unbound()?;
     sock.connect(&path)?;
     // Close-on-exec is std's default: a reload's new image opens its own.
-    Ok(Syslog {
+    Ok(Logger::Syslog {
         sock,
         path,
         facility: facility_code(&cfg.log.facility),
