@@ -21,7 +21,7 @@ pub struct Cli {
     /// Configuration file [default: /etc/hostinfod/hostinfod.toml if it exists, else built-in defaults]
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Do not daemonize; log to stderr
+    /// Do not daemonize; log to stderr (unless log.destination is "syslog")
     #[arg(short = 'f', long = "foreground", conflicts_with_all = ["signal", "check_config", "print_config"])]
     pub foreground: bool,
     /// Parse and validate the configuration, print "configuration OK" and exit
@@ -64,8 +64,8 @@ fn report(e: &Error) {
     match e {
         // FILE:LINE:COL: message, exactly, so editors can jump to it.
         Error::Config(c) => eprintln!("{c}"),
-        // The launcher already printed the daemon's own message.
-        Error::Daemon { .. } => {}
+        // Already said.
+        Error::Exit(_) => {}
         _ => eprintln!("hostinfod: {e}"),
     }
 }

@@ -143,11 +143,14 @@ fn show_status(cfg: &Config, env: &Env) -> Result<()> {
     let pid = match running_pid(cfg) {
         Ok(pid) => pid,
         Err(e) => {
-            println!("hostinfod is not running");
-            return Err(Error::Daemon {
-                message: e.to_string(),
-                code: EXIT_NOT_RUNNING,
-            });
+            // The reason too (which pidfile is missing, or pid_file = "").
+            match e {
+                Error::NotRunning { detail: Some(d) } => {
+                    println!("hostinfod is not running ({d})")
+                }
+                e => println!("hostinfod is not running: {e}"),
+            }
+            return Err(Error::Exit(EXIT_NOT_RUNNING));
         }
     };
     let path = cfg.status_file(env);

@@ -96,7 +96,8 @@ pub enum Error {
         /// The name from the configuration.
         name: String,
     },
-    /// A control command found no running daemon (exit 3 for status, 1 otherwise).
+    /// A control command found no running daemon (exit 1; `-s status`
+    /// prints it and exits 3 through [`Error::Exit`]).
     #[error("not running{}", detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
     NotRunning {
         /// Why we think so, e.g. the pidfile path that is missing.
@@ -108,14 +109,10 @@ pub enum Error {
     /// A control command gave up waiting.
     #[error("{0}")]
     Timeout(String),
-    /// The daemon failed during start-up after the fork; the message is the daemon's own.
-    #[error("{message}")]
-    Daemon {
-        /// The daemon's error line, as it reported it over the readiness pipe.
-        message: String,
-        /// The exit status the daemon chose.
-        code: i32,
-    },
+    /// Exit with this status; what there was to say has been printed
+    /// (`-s status` of a daemon that is not running: LSB's 3).
+    #[error("exit status {0}")]
+    Exit(i32),
 }
 
 impl Error {
@@ -124,7 +121,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::ConfigRead { .. } => EXIT_CONFIG,
             Error::Usage(_) => EXIT_USAGE,
-            Error::Daemon { code, .. } => *code,
+            Error::Exit(code) => *code,
             _ => EXIT_FAILURE,
         }
     }

@@ -1,6 +1,7 @@
 //! The status file: what the daemon is and how its last reload went.
 //!
-//! Kept beside the pidfile (`hostinfod.status`), written atomically (a
+//! Kept beside the pidfile, with its extension replaced by `.status`
+//! (`hostinfod.status` for the default pidfile), written atomically (a
 //! temporary file renamed over the old one) at start, after every reload and
 //! after every rejected reload. `-s status` prints it; `-s reload` watches it
 //! to learn whether the reload it asked for took effect or why not. The
