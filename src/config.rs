@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::commands::date::DateFormat;
 use crate::error::ConfigError;
 
 /// Where the configuration lives when `-c` is not given.
@@ -75,9 +76,6 @@ pub struct Config {
     pub commands: Commands,
     /// `[log]`
     pub log: Log,
-    /// The file this came from (None: built-in defaults). Not a key.
-    #[serde(skip)]
-    pub source: Option<PathBuf>,
     /// True when `listen.tcp` was not set, so unusable default addresses are
     /// skipped with a warning rather than being fatal. Not a key.
     #[serde(skip)]
@@ -139,8 +137,8 @@ pub struct Protocol {
 /// `[commands]`: where the replies come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Commands {
-    /// strftime format for `date`.
-    pub date_format: String,
+    /// strftime format for `date`, parsed once at load.
+    pub date_format: DateFormat,
     /// The utmp file `who` reads.
     pub utmp_file: PathBuf,
     /// Files concatenated by `motd`.
@@ -275,7 +273,7 @@ struct RawLog {
 impl Config {
     /// The built-in defaults for this environment.
     pub fn defaults(env: &Env) -> Self {
-        Self::from_raw(RawConfig::default(), env, None)
+        Self::from_raw(RawConfig::default(), env)
     }
 
     /// Parses and validates `text`, read from `file`.
@@ -289,7 +287,7 @@ impl Config {
             };
             located(file, text, span.start, message)
         })?;
-        let config = Self::from_raw(raw, env, Some(file.to_path_buf()));
+        let config = Self::from_raw(raw, env);
         config.validate().map_err(|(key, message)| {
             let offset = key_span(text, &key).unwrap_or(0);
             located(file, text, offset, format!("{key}: {message}"))
@@ -313,7 +311,7 @@ impl Config {
         Ok(Self::parse(&text, &path, env)?)
     }
 
-    fn from_raw(raw: RawConfig, env: &Env, source: Option<PathBuf>) -> Self {
+    fn from_raw(raw: RawConfig, env: &Env) -> Self {
         let l = raw.listen.unwrap_or_default();
         let d = raw.daemon.unwrap_or_default();
         let m = raw.limits.unwrap_or_default();
@@ -354,7 +352,7 @@ impl Config {
             commands: Commands {
                 date_format: c
                     .date_format
-                    .unwrap_or_else(|| "%a %b %e %H:%M:%S %Y".into()),
+                    .map_or_else(|| "%a %b %e %H:%M:%S %Y".into(), DateFormat::from),
                 utmp_file: c.utmp_file.unwrap_or_else(|| "/var/run/utmp".into()),
                 motd_files: c
                     .motd_files
@@ -368,7 +366,6 @@ impl Config {
                 level: g.level.unwrap_or(LogLevel::Info),
                 facility: g.facility.unwrap_or_else(|| "daemon".into()),
             },
-            source,
             tcp_is_default,
         }
     }
@@ -453,7 +450,9 @@ impl Config {
                 return err(k, "must be at most 1024 bytes".into());
             }
         }
-        crate::commands::date::validate_format(&self.commands.date_format)
+        self.commands
+            .date_format
+            .validate()
             .map_err(|m| ("commands.date_format".to_string(), m))?;
         check_abs_path("commands.utmp_file", &self.commands.utmp_file)?;
         for p in &self.commands.motd_files {
@@ -775,7 +774,6 @@ mod tests {
         let d = Config::defaults(&root);
         assert!(!c.tcp_is_default, "every key was uncommented");
         c.tcp_is_default = true;
-        c.source = None;
         assert_eq!(c, d);
         let keys = uncommented
             .lines()

@@ -31,6 +31,10 @@ pub fn push_text(out: &mut Vec<u8>, text: &[u8], eol: &[u8]) {
 
 /// Appends `bytes` with control characters removed and invalid UTF-8
 /// replaced; no line end is added. TAB is kept.
+///
+/// The output is that of `String::from_utf8_lossy` with the controls
+/// filtered out, without its allocation: each maximal invalid sequence
+/// becomes one U+FFFD, as there, and valid text is copied in runs.
 #[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn push_clean(out: &mut Vec<u8>, bytes: &[u8]) {
     // The common case, plain printable ASCII, is copied as is.
@@ -41,10 +45,18 @@ pub fn push_clean(out: &mut Vec<u8>, bytes: &[u8]) {
         out.extend_from_slice(bytes);
         return;
     }
-    let mut buf = [0u8; 4];
-    for c in String::from_utf8_lossy(bytes).chars() {
-        if c == '\t' || !c.is_control() {
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        let mut run = 0;
+        for (i, c) in valid.char_indices() {
+            if c != '\t' && c.is_control() {
+                out.extend_from_slice(valid.as_bytes().get(run..i).unwrap_or_default());
+                run = i + c.len_utf8();
+            }
+        }
+        out.extend_from_slice(valid.as_bytes().get(run..).unwrap_or_default());
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice("\u{fffd}".as_bytes());
         }
     }
 }
@@ -128,6 +140,110 @@ mod tests {
         // U+009B (CSI) encoded as UTF-8 is dropped; a raw 0x9B byte becomes U+FFFD.
         let out = text(b"a\xc2\x9bb\x9bc\n", b"\n");
         assert_eq!(out, "ab\u{fffd}c\n".as_bytes());
+    }
+
+    /// push_clean as it was written before, through from_utf8_lossy.
+    fn lossy_clean(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4];
+        for c in String::from_utf8_lossy(bytes).chars() {
+            if c == '\t' || !c.is_control() {
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+        out
+    }
+
+    fn clean(bytes: &[u8]) -> Vec<u8> {
+        let mut out = b"x".to_vec();
+        push_clean(&mut out, bytes);
+        out.remove(0);
+        out
+    }
+
+    #[test]
+    fn clean_matches_from_utf8_lossy() {
+        let cases: &[&[u8]] = &[
+            // Valid.
+            b"",
+            b"plain ascii\tTAB",
+            "h\u{e9}llo w\u{f6}rld \u{2603} \u{1f600}".as_bytes(),
+            "a\u{85}b\u{9b}c\u{7f}d\u{200b}e".as_bytes(),
+            b"\x1b[2J\x00\x07\r\n",
+            // Invalid.
+            b"\xff",
+            b"\x80\x80\x80",
+            b"\xc3",
+            b"\xe2\x98",
+            b"\xf0\x9f\x98",
+            b"\xed\xa0\x80",
+            b"\xc0\xaf",
+            b"\xf4\x90\x80\x80",
+            b"\xfe\xfe\xff\xff",
+            // Mixed.
+            b"caf\xe9 cr\xe8me",
+            b"a\xc2\x9bb\x9bc",
+            b"\xe2\x98\x83\xe2\x98x\xc3\xa9\x1b\xc3",
+            b"\x9b[31mred\x1b[0m \xe9t\xe9\t\xf0\x9f\x98\x80!",
+        ];
+        for &case in cases {
+            assert_eq!(clean(case), lossy_clean(case), "{case:?}");
+        }
+        assert_eq!(clean(b"caf\xe9"), "caf\u{fffd}".as_bytes());
+        assert_eq!(clean(b"\xe2\x98x"), "\u{fffd}x".as_bytes());
+        assert_eq!(clean("a\u{85}b\tc".as_bytes()), b"ab\tc");
+    }
+
+    #[test]
+    fn clean_matches_from_utf8_lossy_on_all_byte_pairs_and_chosen_quads() {
+        let interesting = [
+            0x00, 0x09, 0x1b, 0x20, 0x41, 0x7f, 0x80, 0x85, 0x9b, 0xa9, 0xbf, 0xc0, 0xc2, 0xc3,
+            0xdf, 0xe0, 0xe2, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff,
+        ];
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                assert_eq!(clean(&[a, b]), lossy_clean(&[a, b]), "{a:#x} {b:#x}");
+            }
+        }
+        for &a in &interesting {
+            for &b in &interesting {
+                for &c in &interesting {
+                    for &d in &interesting {
+                        let s = [a, b, c, d];
+                        assert_eq!(clean(&s), lossy_clean(&s), "{s:x?}");
+                    }
+                }
+            }
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn clean_matches_from_utf8_lossy_on_any_bytes(
+                bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                prop_assert_eq!(clean(&bytes), lossy_clean(&bytes));
+            }
+
+            #[test]
+            fn clean_matches_from_utf8_lossy_on_mostly_valid_text(
+                text in "(?s).{0,24}",
+                cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+            ) {
+                // Valid text with bytes knocked out: cut sequences mid-character.
+                let mut bytes = text.into_bytes();
+                for cut in cuts {
+                    if !bytes.is_empty() {
+                        bytes.remove(cut.index(bytes.len()));
+                    }
+                }
+                prop_assert_eq!(clean(&bytes), lossy_clean(&bytes));
+            }
+        }
     }
 
     #[test]

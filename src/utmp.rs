@@ -8,7 +8,8 @@
 //! host byte order, with fixed-size, NUL-padded strings that are not
 //! NUL-terminated when they fill their field. The file can be rewritten by
 //! other programs while it is read and may hold garbage, so this module is
-//! pure and total: it takes bytes, returns values, and never panics.
+//! pure and total: it takes bytes, returns values (and the cleaned who
+//! line), and never panics.
 
 /// Size in bytes of one glibc `struct utmp` record.
 pub const RECORD_SIZE: usize = 384;
@@ -107,40 +108,56 @@ pub fn logged_in(bytes: &[u8]) -> Vec<Entry> {
         .collect()
 }
 
-/// Appends `bytes` to `out`, then spaces up to `width` bytes in all; a
-/// longer value is kept whole, like printf's `%-*s`.
-fn push_padded(out: &mut Vec<u8>, bytes: &[u8], width: usize) {
-    out.extend_from_slice(bytes);
-    let pad = width.saturating_sub(bytes.len());
-    out.extend(std::iter::repeat_n(b' ', pad));
-}
-
 /// Appends one who(1)-style line WITHOUT line end to `out`:
 /// `NAME     LINE         YYYY-MM-DD HH:MM (HOST)` — name left-aligned
-/// padded to 8, one space, line padded to 12, one space, the
-/// already-formatted `when` string, then ` (HOST)` only when host is
-/// non-empty.
+/// padded to 8, one space, line padded to 12, one space, `when` (the
+/// formatted login time), then ` (HOST)` only when host is non-empty.
 ///
 /// This is coreutils who.c `print_line` with its default options: the
 /// `"%-8.*s %-12.*s %-*s %-8s"` format, where the precisions are the field
 /// sizes, so names and lines are padded by bytes and never truncated. Like
 /// who, trailing spaces of the line are removed (they only arise when
 /// `when` is empty or ends in spaces); bytes already in `out` are never
-/// touched. The caller formats `when` and strips control characters.
-pub fn format_who_line(e: &Entry, when: &str, out: &mut Vec<u8>) {
-    let start = out.len();
-    push_padded(out, &e.user, 8);
-    out.push(b' ');
-    push_padded(out, &e.line, 12);
-    out.push(b' ');
-    out.extend_from_slice(when.as_bytes());
-    if !e.host.is_empty() {
-        out.extend_from_slice(b" (");
-        out.extend_from_slice(&e.host);
-        out.push(b')');
+/// touched.
+///
+/// The fields are written cleaned ([`crate::text::push_clean`]), each once,
+/// straight into `out`. Padding and trimming go by the bytes as read, so the
+/// line is exactly the raw line, trimmed, then cleaned as a whole: every
+/// field is followed by an ASCII separator or ends the line, and UTF-8
+/// decoding starts afresh at an ASCII byte, so cleaning field by field gives
+/// the same bytes.
+pub fn format_who_line(e: &Entry, when: impl AsRef<[u8]>, out: &mut Vec<u8>) {
+    const SPACES: &[u8; 12] = b"            ";
+    let pad = |field: &[u8], width: usize| width.saturating_sub(field.len());
+    let (open, host, close): (&[u8], &[u8], &[u8]) = if e.host.is_empty() {
+        (b"", b"", b"")
+    } else {
+        (b" (", &e.host, b")")
+    };
+    let mut parts: [&[u8]; 10] = [
+        &e.user,
+        &SPACES[..pad(&e.user, 8)],
+        b" ",
+        &e.line,
+        &SPACES[..pad(&e.line, 12)],
+        b" ",
+        when.as_ref(),
+        open,
+        host,
+        close,
+    ];
+    // who's trailing-space trim, on the raw parts: blank parts at the end
+    // go, and the last part with something else keeps what precedes its
+    // trailing spaces.
+    for part in parts.iter_mut().rev() {
+        let end = part.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+        *part = part.get(..end).unwrap_or_default();
+        if end > 0 {
+            break;
+        }
     }
-    while out.len() > start && out.last() == Some(&b' ') {
-        out.pop();
+    for part in parts {
+        crate::text::push_clean(out, part);
     }
 }
 
@@ -338,6 +355,79 @@ mod tests {
             format_who_line(e, "when", &mut out);
         }
         assert!(!out.is_empty());
+    }
+
+    #[test]
+    fn who_line_fields_are_cleaned() {
+        let e = entry(7, 1, "tty\x1b[2J1", "b\x07ob", "evil\x1b]0;x\x07", 0);
+        // Padding counts the bytes as read, as the line was padded before
+        // it was cleaned as a whole.
+        assert_eq!(who_line(&e, "T\x01"), "bob     tty[2J1     T (evil]0;x)");
+        let mut e = entry(7, 1, "tty1", "", "", 0);
+        e.user = b"jos\xe9".to_vec();
+        assert_eq!(who_line(&e, "T"), "jos\u{fffd}     tty1         T");
+    }
+
+    /// The line as it was built before the fields were cleaned one by one:
+    /// the raw fields laid out and trimmed, then cleaned as a whole.
+    fn reference_line(e: &Entry, when: &[u8]) -> Vec<u8> {
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&e.user);
+        raw.extend(std::iter::repeat_n(
+            b' ',
+            8usize.saturating_sub(e.user.len()),
+        ));
+        raw.push(b' ');
+        raw.extend_from_slice(&e.line);
+        raw.extend(std::iter::repeat_n(
+            b' ',
+            12usize.saturating_sub(e.line.len()),
+        ));
+        raw.push(b' ');
+        raw.extend_from_slice(when);
+        if !e.host.is_empty() {
+            raw.extend_from_slice(b" (");
+            raw.extend_from_slice(&e.host);
+            raw.push(b')');
+        }
+        while raw.last() == Some(&b' ') {
+            raw.pop();
+        }
+        let mut out = Vec::new();
+        crate::text::push_clean(&mut out, &raw);
+        out
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Bytes that make the cases that matter likely: spaces (trimming),
+        /// controls, and pieces of valid and invalid UTF-8.
+        fn field(max: usize) -> impl Strategy<Value = Vec<u8>> {
+            let bytes = vec![
+                b' ', b' ', b'a', b'(', b'\t', 0x00, 0x07, 0x1b, 0x7f, 0x80, 0x9b, 0xc2, 0xc3,
+                0xa9, 0xe2, 0x98, 0x83, 0xf0, 0x9f, 0xff,
+            ];
+            proptest::collection::vec(proptest::sample::select(bytes), 0..max)
+        }
+
+        proptest! {
+            #[test]
+            fn cleaning_field_by_field_equals_cleaning_the_line(
+                user in field(12),
+                line in field(16),
+                host in field(6),
+                when in field(6),
+            ) {
+                let e = Entry { kind: 7, pid: 1, line, user, host, tv_sec: 0 };
+                let mut out = b"\xc3".to_vec();
+                format_who_line(&e, &when, &mut out);
+                let mut want = b"\xc3".to_vec();
+                want.extend(reference_line(&e, &when));
+                prop_assert_eq!(out, want);
+            }
+        }
     }
 
     /// Compares with who(1) on the machine's own utmp; needs a login

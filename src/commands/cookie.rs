@@ -10,13 +10,14 @@
 //! machine without fortune-mod still has something to say.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::read_capped;
 use crate::strfile;
 
-/// Larger files are skipped: a fortune file is text for humans.
-const MAX_FILE: u64 = 16 << 20;
+/// At most this much of a fortune file or index is read: a fortune file is
+/// text for humans.
+const MAX_FILE: usize = 16 << 20;
 /// At most this many files are considered, however large the directory.
 const MAX_FILES: usize = 512;
 
@@ -63,21 +64,27 @@ pub fn reply(paths: &[PathBuf], eol: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Every fortune file under `paths`, with its cookie count.
+///
+/// Nothing is stat'ed here: a path that is not a directory is taken as a
+/// file, a directory entry unless it is a directory itself (the type comes
+/// with the entry), and [`read_capped`] refuses whatever is not a regular
+/// file when the file is read.
 fn discover(paths: &[PathBuf]) -> Vec<Source> {
     let mut files = Vec::new();
     for p in paths {
-        match fs::metadata(p) {
-            Ok(m) if m.is_dir() => {
-                let Ok(rd) = fs::read_dir(p) else { continue };
+        match fs::read_dir(p) {
+            Ok(rd) => {
                 let mut names: Vec<PathBuf> = rd
-                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+                    .map(|e| e.path())
                     .filter(|f| is_fortune_name(f))
                     .collect();
                 names.sort();
                 files.extend(names);
             }
-            Ok(m) if m.is_file() => files.push(p.clone()),
-            _ => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOTDIR) => files.push(p.clone()),
+            Err(_) => {}
         }
         if files.len() >= MAX_FILES {
             files.truncate(MAX_FILES);
@@ -96,13 +103,13 @@ fn is_fortune_name(p: &Path) -> bool {
         return false;
     }
     let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-    !matches!(ext, "dat" | "pos" | "u8" | "sh" | "txt" | "md") && p.is_file()
+    !matches!(ext, "dat" | "pos" | "u8" | "sh" | "txt" | "md")
 }
 
 fn source(text: PathBuf) -> Option<Source> {
     let mut dat_path = text.clone().into_os_string();
     dat_path.push(".dat");
-    if let Some(dat) = read_capped(Path::new(&dat_path))
+    if let Ok(dat) = read_capped(Path::new(&dat_path), MAX_FILE)
         && let Ok(header) = strfile::parse_header(&dat)
     {
         let count = usize::try_from(header.numstr).ok()?;
@@ -113,7 +120,7 @@ fn source(text: PathBuf) -> Option<Source> {
             count,
         });
     }
-    let body = read_capped(&text)?;
+    let body = read_capped(&text, MAX_FILE).ok()?;
     let count = strfile::plain_count(&body);
     Some(Source {
         text,
@@ -124,21 +131,11 @@ fn source(text: PathBuf) -> Option<Source> {
 }
 
 fn cookie_of(s: &Source, i: usize) -> Option<Vec<u8>> {
-    let body = read_capped(&s.text)?;
+    let body = read_capped(&s.text, MAX_FILE).ok()?;
     match (&s.dat, &s.header) {
         (Some(dat), Some(h)) => strfile::indexed_cookie(&body, dat, h, i),
         _ => strfile::plain_cookie(&body, i).map(<[u8]>::to_vec),
     }
-}
-
-fn read_capped(path: &Path) -> Option<Vec<u8>> {
-    let f = fs::File::open(path).ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut buf = Vec::new();
-    f.take(MAX_FILE).read_to_end(&mut buf).ok()?;
-    Some(buf)
 }
 
 /// A uniformly distributed number in `0..n` (n > 0) from the kernel's CSPRNG.
@@ -186,6 +183,27 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn fifos_and_subdirectories_are_not_cookies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("f"), "only\n").expect("write");
+        fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        let fifo = dir.path().join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        // As a directory entry and as a path of its own: refused, not waited on.
+        for paths in [
+            vec![dir.path().to_path_buf()],
+            vec![fifo, dir.path().join("f")],
+        ] {
+            for _ in 0..20 {
+                let mut out = Vec::new();
+                reply(&paths, b"\n", &mut out);
+                assert_eq!(out, b"only\n");
+            }
+        }
     }
 
     #[test]

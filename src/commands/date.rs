@@ -8,19 +8,82 @@
 //! (the rules are in the data). A change of the system's zone itself takes
 //! effect at the next reload, which re-executes and parses it again. A
 //! format chrono cannot render would make its `Display` fail mid-reply, so
-//! [`validate_format`] runs at configuration load and a bad format never
-//! reaches a session. The default format is ctime(3)'s and Perl's
-//! `scalar localtime`: `Sat Nov 21 08:40:46 2026`.
+//! the configuration's [`DateFormat`] is checked when it is loaded and a bad
+//! format never reaches a session; the same look at the format finds whether
+//! it shows the zone, so a reply does not parse the format again to know.
+//! The default format is ctime(3)'s and Perl's `scalar localtime`:
+//! `Sat Nov 21 08:40:46 2026`.
 
 use chrono::format::{Fixed as Spec, Item, StrftimeItems};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 
-/// Checks that chrono can render `fmt`.
-pub fn validate_format(fmt: &str) -> Result<(), String> {
-    if StrftimeItems::new(fmt).any(|i| matches!(i, Item::Error)) {
-        Err(format!("{fmt:?} is not a valid strftime format"))
-    } else {
-        Ok(())
+use crate::text::Fixed;
+
+/// A strftime format with what a reply needs to know of it, found once,
+/// when the format is made (at configuration load).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateFormat {
+    text: String,
+    valid: bool,
+    uses_zone: bool,
+}
+
+impl DateFormat {
+    /// Parses `text` once: whether chrono can render it and whether it
+    /// shows the zone.
+    pub fn new(text: impl Into<String>) -> Self {
+        let text = text.into();
+        let (mut valid, mut uses_zone) = (true, false);
+        for item in StrftimeItems::new(&text) {
+            match item {
+                Item::Error => valid = false,
+                Item::Fixed(spec) if is_zone(&spec) => uses_zone = true,
+                _ => {}
+            }
+        }
+        DateFormat {
+            text,
+            valid,
+            uses_zone,
+        }
+    }
+
+    /// The format as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True if the format prints the zone's offset or name (`%z`, `%Z`, …).
+    pub fn uses_zone(&self) -> bool {
+        self.uses_zone
+    }
+
+    /// Checks that chrono can render the format.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.valid {
+            Ok(())
+        } else {
+            Err(format!("{:?} is not a valid strftime format", self.text))
+        }
+    }
+}
+
+impl From<&str> for DateFormat {
+    fn from(text: &str) -> Self {
+        DateFormat::new(text)
+    }
+}
+
+impl From<String> for DateFormat {
+    fn from(text: String) -> Self {
+        DateFormat::new(text)
+    }
+}
+
+/// Written as the plain string, as it is in the configuration file.
+impl serde::Serialize for DateFormat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
     }
 }
 
@@ -69,50 +132,64 @@ pub fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Appends local time `t` in `fmt` (control characters removed) to `out`.
+/// Writes local time `t` in `fmt` into `w`, as chrono renders it (not
+/// cleaned). `uses_zone` must say whether `fmt` shows the zone: chrono
+/// renders the offset's name into a String whenever it formats a value with
+/// a time zone, so the plain date-time is used unless the format asks for
+/// the zone, and the common reply then allocates nothing. (A zone format
+/// passed with `uses_zone` false renders only up to the zone.)
 #[unsafe(link_section = ".text.hot.hostinfod")]
-pub fn push_formatted(fmt: &str, t: i64, out: &mut Vec<u8>) {
-    let mut buf = [0u8; 256];
-    let mut w = crate::text::Fixed::new(&mut buf);
+pub fn write_local(fmt: &str, uses_zone: bool, t: i64, w: &mut Fixed<'_>) {
     if let Some(dt) = local(t) {
-        // Cannot fail for a validated format; if it somehow did, the line is
-        // simply shorter, which is better than a dead session. chrono renders
-        // the offset's name into a String whenever it formats a value with a
-        // time zone, so the plain date-time is used unless the format asks
-        // for the zone: the common reply then allocates nothing.
-        let _ = if uses_zone(fmt) {
-            dt.format(fmt).write_to(&mut w)
+        // Cannot fail for a validated format; if it somehow did, the text is
+        // simply shorter, which is better than a dead session.
+        let _ = if uses_zone {
+            dt.format(fmt).write_to(w)
         } else {
-            dt.naive_local().format(fmt).write_to(&mut w)
+            dt.naive_local().format(fmt).write_to(w)
         };
     }
+}
+
+/// Appends local time `t` in `fmt` (control characters removed) to `out`;
+/// at most 256 bytes of it. For a one-off format: `fmt` is parsed here to
+/// know whether it shows the zone.
+pub fn push_formatted(fmt: &str, t: i64, out: &mut Vec<u8>) {
+    push_local(fmt, uses_zone(fmt), t, out);
+}
+
+#[unsafe(link_section = ".text.hot.hostinfod")]
+fn push_local(fmt: &str, uses_zone: bool, t: i64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 256];
+    let mut w = Fixed::new(&mut buf);
+    write_local(fmt, uses_zone, t, &mut w);
     crate::text::push_clean(out, w.as_bytes());
 }
 
 /// True if `fmt` prints the zone's offset or name (`%z`, `%:z`, `%Z`, …).
 fn uses_zone(fmt: &str) -> bool {
-    StrftimeItems::new(fmt).any(|i| {
-        matches!(
-            i,
-            Item::Fixed(
-                Spec::TimezoneName
-                    | Spec::TimezoneOffset
-                    | Spec::TimezoneOffsetColon
-                    | Spec::TimezoneOffsetDoubleColon
-                    | Spec::TimezoneOffsetTripleColon
-                    | Spec::TimezoneOffsetColonZ
-                    | Spec::TimezoneOffsetZ
-                    | Spec::RFC2822
-                    | Spec::RFC3339
-            )
-        )
-    })
+    StrftimeItems::new(fmt).any(|i| matches!(i, Item::Fixed(spec) if is_zone(&spec)))
 }
 
-/// Appends the current local time and `eol`.
+fn is_zone(spec: &Spec) -> bool {
+    matches!(
+        spec,
+        Spec::TimezoneName
+            | Spec::TimezoneOffset
+            | Spec::TimezoneOffsetColon
+            | Spec::TimezoneOffsetDoubleColon
+            | Spec::TimezoneOffsetTripleColon
+            | Spec::TimezoneOffsetColonZ
+            | Spec::TimezoneOffsetZ
+            | Spec::RFC2822
+            | Spec::RFC3339
+    )
+}
+
+/// Appends the current local time in `fmt` and `eol`.
 #[unsafe(link_section = ".text.hot.hostinfod")]
-pub fn reply(fmt: &str, eol: &[u8], out: &mut Vec<u8>) {
-    push_formatted(fmt, now(), out);
+pub fn reply(fmt: &DateFormat, eol: &[u8], out: &mut Vec<u8>) {
+    push_local(fmt.as_str(), fmt.uses_zone(), now(), out);
     out.extend_from_slice(eol);
 }
 
@@ -124,7 +201,7 @@ mod tests {
     fn default_format_looks_like_ctime() {
         warm_up();
         let mut out = Vec::new();
-        reply("%a %b %e %H:%M:%S %Y", b"\r\n", &mut out);
+        reply(&"%a %b %e %H:%M:%S %Y".into(), b"\r\n", &mut out);
         let s = String::from_utf8(out).expect("ascii");
         assert!(s.ends_with("\r\n"));
         let fields: Vec<&str> = s.split_whitespace().collect();
@@ -161,10 +238,47 @@ mod tests {
     }
 
     #[test]
+    fn the_zone_flag_is_found_once_and_matches() {
+        for (fmt, zone) in [
+            ("%a %b %e %H:%M:%S %Y", false),
+            ("%Y-%m-%d %H:%M", false),
+            ("%H %z", true),
+            ("%:z", true),
+            ("%Z", true),
+            ("%c", false),
+            ("%+", true),
+            ("plain", false),
+            ("%Q %z", true),
+        ] {
+            let f = DateFormat::new(fmt);
+            assert_eq!(f.uses_zone(), zone, "{fmt}");
+            assert_eq!(uses_zone(fmt), zone, "{fmt}");
+            assert_eq!(f.as_str(), fmt);
+        }
+        assert_eq!(DateFormat::from("%Y"), DateFormat::new(String::from("%Y")));
+    }
+
+    #[test]
+    fn reply_renders_the_zone_when_asked() {
+        warm_up();
+        let mut out = Vec::new();
+        reply(&"%z".into(), b"\n", &mut out);
+        assert_eq!(out.len(), 6, "{out:?}");
+        let mut plain = Vec::new();
+        reply(&"%Y".into(), b"\n", &mut plain);
+        assert_eq!(plain.len(), 5, "{plain:?}");
+    }
+
+    #[test]
     fn formats_are_validated() {
-        assert!(validate_format("%Y-%m-%d %H:%M").is_ok());
-        assert!(validate_format("plain text").is_ok());
-        assert!(validate_format("%Q").is_err());
-        assert!(validate_format("%").is_err());
+        assert!(DateFormat::new("%Y").validate().is_ok());
+        let e = DateFormat::new("%Q").validate().expect_err("bad");
+        assert_eq!(e, "\"%Q\" is not a valid strftime format");
+        for fmt in ["%Y-%m-%d %H:%M", "plain text", "%z %c"] {
+            assert!(DateFormat::new(fmt).validate().is_ok(), "{fmt}");
+        }
+        for fmt in ["%Q", "%", "%Y %Q %z"] {
+            assert!(DateFormat::new(fmt).validate().is_err(), "{fmt}");
+        }
     }
 }

@@ -1,37 +1,25 @@
 //! `motd`: the existing `commands.motd_files`, concatenated, in order.
 //!
 //! A file that does not exist is skipped (Debian's `/run/motd.dynamic` often
-//! is missing); one that exists but cannot be read is skipped too, since the
-//! client can do nothing about it. At most [`MAX_FILE`] bytes are read from
-//! each file so a huge or endless file (a FIFO, `/dev/zero`) cannot tie up the
-//! session.
+//! is missing); one that exists but cannot be read, or is not a regular file
+//! (a FIFO, `/dev/zero`), is skipped too, since the client can do nothing
+//! about it. At most [`MAX_FILE`] bytes are read from each file so a huge
+//! file cannot tie up the session.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 
 /// The most read from one motd file.
-pub const MAX_FILE: u64 = 64 * 1024;
-/// The reply when no motd file exists.
+pub const MAX_FILE: usize = 64 * 1024;
+/// The reply when no motd file could be read.
 pub const NONE: &[u8] = b"No message of the day.";
 
 /// Appends the motd and `eol`-ended lines.
 pub fn reply(files: &[PathBuf], eol: &[u8], out: &mut Vec<u8>) {
     let mut any = false;
-    let mut buf = Vec::new();
     for path in files {
-        let Ok(file) = File::options()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(path)
-        else {
-            continue;
-        };
-        any = true;
-        buf.clear();
-        if file.take(MAX_FILE).read_to_end(&mut buf).is_ok() {
-            crate::text::push_text(out, &buf, eol);
+        if let Ok(text) = super::read_capped(path, MAX_FILE) {
+            any = true;
+            crate::text::push_text(out, &text, eol);
         }
     }
     if !any {
@@ -69,6 +57,22 @@ mod tests {
         std::fs::write(&a, vec![b'x'; 200_000]).expect("write");
         let mut out = Vec::new();
         reply(&[a], b"\n", &mut out);
-        assert_eq!(out.len(), MAX_FILE as usize + 1);
+        assert_eq!(out.len(), MAX_FILE + 1);
+    }
+
+    #[test]
+    fn fifo_is_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        let a = dir.path().join("a");
+        std::fs::write(&a, "hello\n").expect("write");
+        let mut out = Vec::new();
+        reply(&[fifo.clone(), a], b"\n", &mut out);
+        assert_eq!(out, b"hello\n");
+        out.clear();
+        reply(&[fifo, "/dev/zero".into()], b"\n", &mut out);
+        assert_eq!(out, b"No message of the day.\n");
     }
 }
