@@ -185,10 +185,23 @@ impl Children {
     /// Returns true if it was reaped.
     #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn reap_pid(&mut self, pid: i32, ended: impl FnOnce(i32, Option<Child>, Ended)) -> bool {
-        let Some(how) = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG))
-            .ok()
-            .and_then(ending)
-        else {
+        self.wait_for(pid, Some(WaitPidFlag::WNOHANG), ended)
+    }
+
+    /// Waits until `pid` ends and reaps it (for a child just SIGKILLed,
+    /// which cannot delay its end). Returns true if it was reaped.
+    pub fn wait_pid(&mut self, pid: i32, ended: impl FnOnce(i32, Option<Child>, Ended)) -> bool {
+        self.wait_for(pid, None, ended)
+    }
+
+    #[unsafe(link_section = ".text.hot.hostinfod")]
+    fn wait_for(
+        &mut self,
+        pid: i32,
+        flags: Option<WaitPidFlag>,
+        ended: impl FnOnce(i32, Option<Child>, Ended),
+    ) -> bool {
+        let Some(how) = waitpid(Pid::from_raw(pid), flags).ok().and_then(ending) else {
             return false;
         };
         ended(pid, self.remove(pid), how);

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The daemon's end of the readiness pipe (or nothing, in the foreground).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Readiness {
     pipe: Option<std::fs::File>,
 }

@@ -57,15 +57,7 @@ pub struct Framer {
 impl Framer {
     /// A framer that accepts lines of at most `max_line_bytes` bytes.
     pub fn new(max_line_bytes: usize) -> Self {
-        Framer {
-            // Small initial capacity: most command lines are a few bytes, and a
-            // child should not touch more memory than it needs.
-            line: Vec::with_capacity(max_line_bytes.min(128)),
-            max: max_line_bytes,
-            telnet: Telnet::Data,
-            after_cr: false,
-            overflowed: false,
-        }
+        Self::with_buffer(max_line_bytes, Vec::with_capacity(max_line_bytes.min(128)))
     }
 
     /// A framer that keeps its line in `buf` (cleared first): the server

@@ -50,8 +50,8 @@ pub enum Outcome {
     Close,
 }
 
-/// Blanks that separate words: space, TAB, and NUL (a NUL is what some
-/// clients pad with, and it should not make `date` unrecognisable).
+/// Blanks that separate words: space, TAB, VT, FF and NUL (a NUL is what
+/// some clients pad with, and it should not make `date` unrecognisable).
 fn is_blank(b: u8) -> bool {
     b == b' ' || b == b'\t' || b == 0 || b == b'\x0b' || b == b'\x0c'
 }

@@ -874,8 +874,9 @@ impl Server {
                 }
                 // Bounded: SIGKILL cannot be caught, so each waitpid returns.
                 for pid in self.children.pids().collect::<Vec<_>>() {
-                    let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
-                    self.children.remove(pid);
+                    if !self.children.wait_pid(pid, log_exit) {
+                        self.children.remove(pid);
+                    }
                 }
                 break;
             }

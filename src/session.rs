@@ -258,7 +258,10 @@ pub fn serve(
 
 /// One scripted session run inside the parent, over a socketpair, before
 /// the first client: a self-test of the whole exchange, and a way to have the
-/// parent map the code pages a session runs. After fork, code pages mapped by
+/// parent map the code pages a session runs (those of the script's `date`,
+/// `help`, an unknown word, a blank line and `quit`; `who`, `cookie` and
+/// `motd` read files and are left out, so their code is mapped by the
+/// children that run it). After fork, code pages mapped by
 /// both parent and child are shared; pages only a child maps would count as
 /// that child's own memory. [`Rehearsal::prepare`] does the setup (socket
 /// pair, script, buffers) and [`Rehearsal::run`] only the session, so that
