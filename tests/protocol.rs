@@ -3,11 +3,34 @@
 mod common;
 
 use common::*;
+use hostinfod::commands::cookie::BUILT_IN;
 
 #[test]
 fn every_command_over_tcp_with_crlf() {
+    // Every command reads files the test controls, so each reply is known.
     let s = Setup::new("");
-    let d = s.start();
+    let fortunes = s.path("fortunes");
+    std::fs::write(&fortunes, "one\n%\ntwo\nlines\n%\n").expect("write fortunes");
+    let motd = s.path("motd");
+    std::fs::write(&motd, "Test motd.\nSecond line.\n").expect("write motd");
+    let utmp = s.path("utmp");
+    std::fs::write(
+        &utmp,
+        utmp_record(
+            7,
+            std::process::id() as i32,
+            "pts/3",
+            "alice",
+            "192.0.2.7",
+            1_700_000_000,
+        ),
+    )
+    .expect("write utmp");
+    s.write_config(&format!(
+        "[commands]\nfortune_paths = [{fortunes:?}]\nmotd_files = [{:?}, {motd:?}]\nutmp_file = {utmp:?}\n",
+        s.path("no-motd.dynamic")
+    ));
+    let d = s.start_with(&[], &[("TZ", "UTC")]);
     let mut c = d.tcp();
     let g = c.greeting();
     assert!(g.starts_with("Welcome to hostinfod on "), "{g:?}");
@@ -27,10 +50,17 @@ fn every_command_over_tcp_with_crlf() {
         "Commands: quit date who cookie motd help\r\n"
     );
     assert_eq!(c.cmd("?"), "Commands: quit date who cookie motd help\r\n");
-    assert!(!c.cmd("cookie").is_empty());
-    assert!(!c.cmd("fortune").is_empty());
-    assert!(!c.cmd("motd").is_empty());
-    let _ = c.cmd("who");
+    // cookie and fortune: one of the file's cookies, LF turned into CRLF.
+    for word in ["cookie", "fortune"] {
+        let r = c.cmd(word);
+        assert!(r == "one\r\n" || r == "two\r\nlines\r\n", "{word}: {r:?}");
+    }
+    // motd: the missing file skipped, the existing one in full.
+    assert_eq!(c.cmd("motd"), "Test motd.\r\nSecond line.\r\n");
+    assert_eq!(
+        c.cmd("who"),
+        "alice    pts/3        2023-11-14 22:13 (192.0.2.7)\r\n"
+    );
     c.send(b"quit\r\n");
     assert_eq!(c.read_to_end(), b"Goodbye.\r\n");
 }
@@ -236,8 +266,14 @@ fn fortune_with_real_strfile_when_installed() {
 fn builtin_cookie_when_no_fortunes() {
     let s = Setup::new("[commands]\nfortune_paths = [\"/nonexistent/fortunes\"]\n");
     let d = s.start();
-    let r = one_shot_tcp(d.port, "cookie");
-    assert!(r.ends_with("\r\n") && r.len() > 10, "{r:?}");
+    // One of the built-in cookies, whole, with the TCP line end.
+    for _ in 0..5 {
+        let r = one_shot_tcp(d.port, "cookie");
+        assert!(
+            BUILT_IN.iter().any(|b| r == format!("{b}\r\n")),
+            "not a built-in cookie: {r:?}"
+        );
+    }
 }
 
 /// A glibc x86-64 utmp record.

@@ -2,10 +2,13 @@
 //! resources over time.
 
 mod common;
+#[path = "common/daemon_mode.rs"]
+mod daemon_mode;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
+use daemon_mode::*;
 
 /// 2000 sequential sessions over TCP and Unix: afterwards no zombie and the
 /// parent holds exactly the fds it held before.
@@ -48,10 +51,12 @@ fn fork_per_client_and_no_exec() {
     }
     let s = Setup::new("");
     let trace = s.path("trace");
-    // Run the daemon under strace -f; the harness waits for it to listen.
-    let log = s.path("stderr.log");
-    let err = std::fs::File::create(&log).expect("log");
-    let mut child = std::process::Command::new("/usr/bin/strace")
+    // Run the daemon under strace -f, both held by guards that end them by
+    // PID if an assertion fails: strace as the harness's Daemon (which waits
+    // until the daemon listens, with one probe connection), the daemon, not
+    // our child, by its pidfile.
+    let err = std::fs::File::create(s.path("stderr.log")).expect("log");
+    let strace = std::process::Command::new("/usr/bin/strace")
         .arg("-f")
         .arg("-qq")
         .arg("-e")
@@ -62,22 +67,28 @@ fn fork_per_client_and_no_exec() {
         .arg("-f")
         .arg("-c")
         .arg(&s.config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
         .stderr(err)
         .spawn()
         .expect("strace");
+    let mut strace = s.adopt(strace);
+    let probes = 1;
+    let mut daemon = None;
     assert!(
-        eventually(Duration::from_secs(20), || std::net::TcpStream::connect((
-            "127.0.0.1",
-            s.port
-        ))
-        .is_ok()),
-        "daemon under strace did not listen"
+        eventually(Duration::from_secs(10), || {
+            daemon = Detached::from_pidfile(&s.pid_file, &s.config);
+            daemon.is_some()
+        }),
+        "no daemon named by the pidfile: {}",
+        strace.log_text()
     );
-    // The probe connection above was one client too; count forks relative
-    // to the sessions we make now.
+    let daemon = daemon.expect("daemon");
+    let dpid = daemon.pid;
     let sessions = 5;
+    let commands = ["date", "who", "cookie", "motd"];
     for _ in 0..sessions {
-        for cmd in ["date", "who", "cookie", "motd"] {
+        for cmd in commands {
             let _ = one_shot_tcp(s.port, cmd);
         }
     }
@@ -85,36 +96,45 @@ fn fork_per_client_and_no_exec() {
     u.greeting();
     u.cmd("date");
     drop(u);
+    let unix_sessions = 1;
     // Stop the daemon (strace's child) by its pid: strace follows it out.
     std::thread::sleep(Duration::from_millis(200));
-    let pid_text = std::fs::read_to_string(&s.pid_file).expect("pidfile");
-    let dpid: i32 = pid_text.trim().parse().expect("pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(dpid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("kill");
-    let st = child.wait().expect("strace exits");
-    assert!(st.success(), "strace: {st}");
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        daemon.wait_gone(Duration::from_secs(10)),
+        "daemon {dpid} did not stop"
+    );
+    assert_eq!(
+        strace.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "strace: {}",
+        strace.log_text()
+    );
     let t = std::fs::read_to_string(&trace).expect("trace");
     let execs: Vec<&str> = t.lines().filter(|l| l.contains("execve")).collect();
     // Exactly one execve: strace starting the daemon itself.
     assert_eq!(execs.len(), 1, "unexpected exec:\n{}", execs.join("\n"));
+    // The daemon's forks ("<... clone resumed>" lines hold no "clone(", so an
+    // interrupted call is counted once): one per client, the harness's
+    // probe connection included, and nothing else.
     let forks = t
         .lines()
+        .filter(|l| l.starts_with(&format!("{dpid} ")))
         .filter(|l| l.contains("clone(") || l.contains("clone3(") || l.contains("fork("))
-        .filter(|l| !l.contains("resumed>") || l.contains("= "))
         .count();
-    // 4 commands × 5 rounds + 1 Unix session + the readiness probes.
-    assert!(
-        forks > sessions * 4,
-        "expected a fork per client, saw {forks}:\n{t}"
+    let clients = sessions * commands.len() + unix_sessions + probes;
+    assert_eq!(
+        forks, clients,
+        "expected one fork per client ({clients}), saw {forks}:\n{t}"
     );
 }
 
 /// A daemon started with SIGCHLD ignored (an ignored disposition survives
-/// exec) still sees its children end: with max_children = 2, sessions three
-/// and four are served too.
+/// exec) still sees its children end: with max_children = 2, the readiness
+/// probe and the first session fill both places, so every later session is
+/// served only if the daemon reaped (and counted out) the earlier ones. Were
+/// the disposition kept, the kernel would reap them behind its back: no
+/// EXIT record, no place freed, and the third client never greeted.
 #[test]
 fn inherited_ignored_sigchld_does_not_stop_service() {
     let s = Setup::new("[limits]\nmax_children = 2\n");
@@ -132,9 +152,33 @@ fn inherited_ignored_sigchld_does_not_stop_service() {
             });
         }
     });
+    let probes = 1;
     for i in 0..6 {
-        let r = one_shot_tcp(d.port, "date");
+        // Every read bounded (IO_TIMEOUT); a client left in the backlog
+        // fails here, with what it got.
+        let t0 = Instant::now();
+        let (g, r) = try_session_tcp(d.port, "date").unwrap_or_else(|e| {
+            panic!(
+                "session {i} not served within {:?} (max_children = 2: the daemon \
+                 did not see the earlier sessions end): {e}\n{}",
+                t0.elapsed(),
+                d.log_text()
+            )
+        });
+        assert!(
+            g.starts_with("Welcome to hostinfod on "),
+            "session {i}: greeting {g:?}"
+        );
         assert_eq!(r.trim_end().len(), 24, "session {i}: {r:?}");
+        // The daemon itself reaped it: its EXIT record is logged.
+        let want = probes + i + 1;
+        assert!(
+            eventually(Duration::from_secs(5), || {
+                d.log_text().matches("EXIT: pid=").count() >= want
+            }),
+            "session {i}: the daemon reaped fewer than {want} children:\n{}",
+            d.log_text()
+        );
         assert!(
             eventually(Duration::from_secs(5), || children_of(d.pid()).is_empty()),
             "session {i} not reaped"

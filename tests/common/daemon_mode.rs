@@ -276,12 +276,6 @@ pub fn procs_with_config(config: &Path) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// True unless the process is gone or a zombie (a zombie has ended; one
-/// reparented to a slow subreaper may linger as such).
-pub fn running(pid: i32) -> bool {
-    !matches!(proc_state(pid), None | Some('Z') | Some('X'))
-}
-
 /// A bit of a `/proc/PID/status` signal mask line (SigIgn, SigBlk, …).
 pub fn sig_in_mask(pid: i32, key: &str, sig: nix::sys::signal::Signal) -> bool {
     let mask = proc_status(pid, key)

@@ -9,7 +9,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -137,9 +137,17 @@ impl Setup {
                 Err(e) => panic!("spawn {}: {e}", exe.display()),
             }
         };
+        self.adopt(child)
+    }
+
+    /// Puts a process the test spawned itself (the daemon under a tracer,
+    /// say) in a [`Daemon`] guard, which ends it by its PID on drop, and
+    /// waits until the daemon listens on TCP (one probe connection). Its
+    /// stderr should go to `stderr.log` in the temp dir, shown on failure.
+    pub fn adopt(&self, child: Child) -> Daemon {
         let mut d = Daemon {
             child: Some(child),
-            log,
+            log: self.path("stderr.log"),
             port: self.port,
             sock: self.sock.clone(),
         };
@@ -403,6 +411,13 @@ pub fn proc_state(pid: i32) -> Option<char> {
     stat.rsplit_once(") ")?.1.chars().next()
 }
 
+/// True unless the process is gone or a zombie (a zombie has ended; one
+/// reparented to a slow subreaper may linger as such, and a child of the test
+/// stays one until the test waits for it).
+pub fn running(pid: i32) -> bool {
+    !matches!(proc_state(pid), None | Some('Z') | Some('X'))
+}
+
 /// Polls `f` until it returns true or `within` passes.
 pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
@@ -413,6 +428,27 @@ pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     f()
+}
+
+/// Receives datagrams on `sock` (syslog records, sd_notify messages) until
+/// `done` says the ones so far are enough or `within` passes; returns them
+/// all, for the caller to assert on.
+pub fn recv_datagrams(
+    sock: &UnixDatagram,
+    within: Duration,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline && !done(&got) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    got
 }
 
 /// True if `path` exists.
