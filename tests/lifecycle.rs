@@ -446,6 +446,21 @@ fn syslog_records_start_and_exit() {
         start_tcp.starts_with("<158>") && start_tcp.contains("START: 127.0.0.1:"),
         "{start_tcp:?}"
     );
+    // The child's record carries the child's pid in its tag, and an RFC 3164
+    // timestamp (`Mmm dd hh:mm:ss `) after the priority.
+    assert!(
+        start_tcp.contains(&format!(" hostinfod[{tcp_child}]: START")),
+        "{start_tcp:?}"
+    );
+    let stamp = &start_tcp.as_bytes()["<158>".len()..];
+    assert!(
+        stamp.len() > 16
+            && stamp[3] == b' '
+            && stamp[9] == b':'
+            && stamp[12] == b':'
+            && stamp[15] == b' ',
+        "{start_tcp:?}"
+    );
     let e = find(&exit_tcp);
     assert!(
         e.contains("status=0") && e.contains("duration=") && e.contains("from 127.0.0.1"),
