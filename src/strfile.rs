@@ -84,7 +84,14 @@ fn be_u32_at(bytes: &[u8], pos: usize) -> Option<u32> {
 ///
 /// Extra bytes after the table are tolerated, as fortune itself does.
 pub fn parse_header(dat: &[u8]) -> Result<Header, DatError> {
-    let too_short = DatError::TooShort { len: dat.len() };
+    parse_header_of(dat, dat.len())
+}
+
+/// [`parse_header`] from the first bytes of a `.dat` file (at least
+/// [`HEADER_LEN`]) and its length `len`, so that a reader can check the
+/// table is complete without reading it.
+pub fn parse_header_of(dat: &[u8], len: usize) -> Result<Header, DatError> {
+    let too_short = DatError::TooShort { len };
     if dat.len() < HEADER_LEN {
         return Err(too_short);
     }
@@ -103,12 +110,8 @@ pub fn parse_header(dat: &[u8]) -> Result<Header, DatError> {
     let need = (u64::from(numstr) + 1) * 4 + HEADER_LEN as u64;
     // usize never exceeds 64 bits on supported targets; saturating keeps
     // the comparison total anyway.
-    if u64::try_from(dat.len()).unwrap_or(u64::MAX) < need {
-        return Err(DatError::TableTruncated {
-            numstr,
-            need,
-            len: dat.len(),
-        });
+    if u64::try_from(len).unwrap_or(u64::MAX) < need {
+        return Err(DatError::TableTruncated { numstr, need, len });
     }
     Ok(Header {
         version,
@@ -124,8 +127,18 @@ pub fn parse_header(dat: &[u8]) -> Result<Header, DatError> {
 /// whole table: a fortune file can hold thousands of cookies and only one
 /// is wanted.
 fn offset_at(dat: &[u8], i: usize) -> Option<usize> {
-    let pos = i.checked_mul(4)?.checked_add(HEADER_LEN)?;
+    let pos = offset_pos(i)?;
     usize::try_from(be_u32_at(dat, pos)?).ok()
+}
+
+/// Where in a `.dat` file the 4-byte offset of cookie `i` sits.
+pub fn offset_pos(i: usize) -> Option<usize> {
+    i.checked_mul(4)?.checked_add(HEADER_LEN)
+}
+
+/// An offset as stored in the table: 4 bytes, big-endian.
+pub fn offset_from(bytes: &[u8]) -> Option<usize> {
+    usize::try_from(be_u32_at(bytes, 0)?).ok()
 }
 
 /// Whether `line` (without its `\n`) is a separator line: the delimiter
@@ -188,11 +201,20 @@ pub fn indexed_cookie(text: &[u8], dat: &[u8], header: &Header, i: usize) -> Opt
         return None;
     }
     let start = offset_at(dat, i)?;
-    if start >= text.len() {
+    cookie_at_start(text.get(start..)?, header)
+}
+
+/// The cookie at the start of `text`, which is the text file read from the
+/// cookie's offset (all of it, or a window at least as long as the cookie):
+/// up to the next line that holds the delimiter alone, rot13'd when
+/// `STR_ROTATED` is set. None if `text` is empty (an offset at or past the
+/// end of the file: an index older than its text).
+pub fn cookie_at_start(text: &[u8], header: &Header) -> Option<Vec<u8>> {
+    if text.is_empty() {
         return None;
     }
-    let (end, _) = cookie_end(text, start, header.delim);
-    let mut cookie = text.get(start..end)?.to_vec();
+    let (end, _) = cookie_end(text, 0, header.delim);
+    let mut cookie = text.get(..end)?.to_vec();
     if header.flags & STR_ROTATED != 0 {
         rot13(&mut cookie);
     }
@@ -245,6 +267,32 @@ pub fn plain_cookie(text: &[u8], i: usize) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_alone_with_the_file_length_is_enough() {
+        let d = dat(2, 0, b'%', &[0, 4, 8]);
+        let h = parse_header(&d).expect("whole index");
+        assert_eq!(parse_header_of(&d[..HEADER_LEN], d.len()), Ok(h));
+        assert!(matches!(
+            parse_header_of(&d[..HEADER_LEN], d.len() - 1),
+            Err(DatError::TableTruncated { .. })
+        ));
+        assert_eq!(offset_pos(1), Some(HEADER_LEN + 4));
+        assert_eq!(offset_from(&d[HEADER_LEN + 4..]), Some(4));
+    }
+
+    #[test]
+    fn cookie_at_start_reads_a_window() {
+        let h = parse_header(&dat(2, STR_ROTATED, b'%', &[0, 4])).expect("index");
+        // A window cut before the next separator still gives the cookie's
+        // text up to where it was cut; the separator line ends it.
+        assert_eq!(
+            cookie_at_start(b"uryyb\n%\nzber", &h),
+            Some(b"hello\n".to_vec())
+        );
+        assert_eq!(cookie_at_start(b"uryy", &h), Some(b"hell".to_vec()));
+        assert_eq!(cookie_at_start(b"", &h), None);
+    }
 
     /// Builds a `.dat` index by hand, the way strfile lays it out.
     fn dat(version: u32, flags: u32, delim: u8, offsets: &[u32]) -> Vec<u8> {

@@ -3,21 +3,26 @@
 //!
 //! A path may be a file or a directory of fortune files (as
 //! `/usr/share/games/fortunes`). Where a strfile `.dat` index sits beside a
-//! file, the count comes from its header and the cookie from its offset table
-//! ([`crate::strfile`]); otherwise the file is split on `%` lines. Files are
-//! read here, in the session's child, so the parent's heap never holds them.
+//! file, only what the reply needs is read: each index's 24-byte header for
+//! the counts, the chosen cookie's 4-byte offset, and a window of the text
+//! at that offset as long as the index's longest cookie
+//! ([`crate::strfile`]); a file without an index is read whole and split on
+//! `%` lines. Files are read here, in the session's child, so the parent's
+//! heap never holds them and an edited file serves without a reload.
 //! When no cookie is found anywhere, a built-in set answers, so a fresh
 //! machine without fortune-mod still has something to say.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::read_capped;
+use super::{read_at, read_capped};
 use crate::strfile;
 
-/// At most this much of a fortune file or index is read: a fortune file is
-/// text for humans.
+/// At most this much of a fortune file without an index is read: a
+/// fortune file is text for humans.
 const MAX_FILE: usize = 16 << 20;
+/// At most this much text is read for one indexed cookie.
+const MAX_COOKIE: usize = 64 << 10;
 /// At most this many files are considered, however large the directory.
 const MAX_FILES: usize = 512;
 
@@ -37,9 +42,16 @@ pub const BUILT_IN: &[&str] = &[
 #[derive(Debug)]
 struct Source {
     text: PathBuf,
-    dat: Option<Vec<u8>>,
-    header: Option<strfile::Header>,
+    /// The header of its `.dat` index, when it has a usable one.
+    index: Option<strfile::Header>,
     count: usize,
+}
+
+/// The `.dat` index beside `text`.
+fn dat_of(text: &Path) -> PathBuf {
+    let mut p = text.as_os_str().to_owned();
+    p.push(".dat");
+    PathBuf::from(p)
 }
 
 /// Appends a random cookie.
@@ -107,16 +119,13 @@ fn is_fortune_name(p: &Path) -> bool {
 }
 
 fn source(text: PathBuf) -> Option<Source> {
-    let mut dat_path = text.clone().into_os_string();
-    dat_path.push(".dat");
-    if let Ok(dat) = read_capped(Path::new(&dat_path), MAX_FILE)
-        && let Ok(header) = strfile::parse_header(&dat)
+    if let Ok((head, len)) = read_at(&dat_of(&text), 0, strfile::HEADER_LEN)
+        && let Ok(header) = strfile::parse_header_of(&head, usize::try_from(len).ok()?)
     {
         let count = usize::try_from(header.numstr).ok()?;
         return Some(Source {
             text,
-            dat: Some(dat),
-            header: Some(header),
+            index: Some(header),
             count,
         });
     }
@@ -124,18 +133,30 @@ fn source(text: PathBuf) -> Option<Source> {
     let count = strfile::plain_count(&body);
     Some(Source {
         text,
-        dat: None,
-        header: None,
+        index: None,
         count,
     })
 }
 
 fn cookie_of(s: &Source, i: usize) -> Option<Vec<u8>> {
-    let body = read_capped(&s.text, MAX_FILE).ok()?;
-    match (&s.dat, &s.header) {
-        (Some(dat), Some(h)) => strfile::indexed_cookie(&body, dat, h, i),
-        _ => strfile::plain_cookie(&body, i).map(<[u8]>::to_vec),
+    let Some(h) = &s.index else {
+        let body = read_capped(&s.text, MAX_FILE).ok()?;
+        return strfile::plain_cookie(&body, i).map(<[u8]>::to_vec);
+    };
+    if i >= usize::try_from(h.numstr).ok()? {
+        return None;
     }
+    let at = u64::try_from(strfile::offset_pos(i)?).ok()?;
+    let (entry, _) = read_at(&dat_of(&s.text), at, 4).ok()?;
+    let start = u64::try_from(strfile::offset_from(&entry)?).ok()?;
+    // The longest cookie, its separator line, and slack for an index that
+    // rounded; at least a page, at most MAX_COOKIE.
+    let window = usize::try_from(h.longlen)
+        .unwrap_or(MAX_COOKIE)
+        .saturating_add(64)
+        .clamp(4096, MAX_COOKIE);
+    let (text, _) = read_at(&s.text, start, window).ok()?;
+    strfile::cookie_at_start(&text, h)
 }
 
 /// A uniformly distributed number in `0..n` (n > 0) from the kernel's CSPRNG.
@@ -148,12 +169,24 @@ fn random_below(n: usize) -> usize {
     let zone = u64::MAX - (u64::MAX % n);
     let mut r = 0;
     for _ in 0..16 {
-        r = getrandom::u64().unwrap_or(0);
+        r = kernel_random();
         if r < zone {
             break;
         }
     }
     (r % n) as usize
+}
+
+/// Eight bytes from getrandom(2): one system call. (The `getrandom` crate,
+/// used before, looks the C library's wrapper up with dlsym, which a static
+/// binary cannot do; it then fell back to polling /dev/random and reading
+/// /dev/urandom, five system calls in every child.) 0 if the call fails,
+/// which only costs the uniformity of one pick.
+fn kernel_random() -> u64 {
+    let mut r = 0u64;
+    // SAFETY: r is writable for its 8 bytes.
+    let n = unsafe { nix::libc::getrandom((&raw mut r).cast(), 8, 0) };
+    if n == 8 { r } else { 0 }
 }
 
 #[cfg(test)]
@@ -204,6 +237,12 @@ mod tests {
                 assert_eq!(out, b"only\n");
             }
         }
+    }
+
+    #[test]
+    fn kernel_random_is_fresh_each_call() {
+        // Equal by chance once in 2^64.
+        assert_ne!(kernel_random(), kernel_random());
     }
 
     #[test]

@@ -26,7 +26,16 @@ pub mod who;
 /// read that blocks would hold the child forever. The buffer is sized from
 /// `fstat` up front, so a file is read with one allocation.
 pub fn read_capped(path: &Path, max: usize) -> io::Result<Vec<u8>> {
-    let file = File::options()
+    read_at(path, 0, max).map(|(bytes, _)| bytes)
+}
+
+/// Reads at most `max` bytes from byte `offset` of the regular file at
+/// `path`, with the same guards as [`read_capped`]; returns them and the
+/// file's size. For the pieces of a file a reply needs (a fortune index's
+/// header, one offset, one cookie), without reading the whole file.
+pub fn read_at(path: &Path, offset: u64, max: usize) -> io::Result<(Vec<u8>, u64)> {
+    use std::io::{Seek as _, SeekFrom};
+    let mut file = File::options()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
         .open(path)?;
@@ -35,10 +44,14 @@ pub fn read_capped(path: &Path, max: usize) -> io::Result<Vec<u8>> {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, NotRegularFile));
     }
     // The size is a hint: the file may grow or shrink while it is read.
-    let size = usize::try_from(st.st_size).unwrap_or(0);
-    let mut buf = Vec::with_capacity(size.min(max));
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    let want = size.saturating_sub(offset).min(max as u64);
+    let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(max));
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset))?;
+    }
     file.take(max as u64).read_to_end(&mut buf)?;
-    Ok(buf)
+    Ok((buf, size))
 }
 
 /// The error [`read_capped`] gives for a path that is not a regular file.
