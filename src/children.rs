@@ -113,6 +113,14 @@ impl Children {
             .count() as u32
     }
 
+    /// The source of live session `pid`.
+    pub fn source_of(&self, pid: i32) -> Option<Source> {
+        self.entries
+            .iter()
+            .find(|(p, _)| *p == pid)
+            .map(|(_, c)| c.source)
+    }
+
     /// True if `pid` is a live session of ours.
     pub fn contains(&self, pid: i32) -> bool {
         self.entries.iter().any(|(p, _)| *p == pid)
@@ -290,6 +298,15 @@ impl ExitPipe {
         let b = pid.to_ne_bytes();
         // SAFETY: a valid 4-byte buffer; the fd is open for the child's life.
         unsafe { nix::libc::write(self.write.as_raw_fd(), b.as_ptr().cast(), b.len()) };
+    }
+
+    /// How many children from `source` have announced their end but were
+    /// not reapable yet at the last [`ExitPipe::reap_announced`].
+    pub fn ending(&self, table: &Children, source: &Source) -> u32 {
+        self.exiting
+            .iter()
+            .filter(|&&pid| table.source_of(pid) == Some(*source))
+            .count() as u32
     }
 
     /// Reaps every announced child that has ended. Children still exiting

@@ -52,10 +52,14 @@ pub struct Options {
 const ACCEPT_BATCH: usize = 64;
 /// Pause after fd exhaustion or a failed fork.
 const BACKOFF: Duration = Duration::from_millis(100);
-/// From this many live sessions on, new children announce their exit through
-/// the exit pipe; below it, waitpid(-1) has few children to walk and costs
-/// less than the announcement's two system calls per session.
+/// From this many live sessions on, the parent reaps the children that
+/// announced their exit by PID; below it, waitpid(-1) has few children to
+/// walk and the pipe is read only before a refusal. (Every child announces:
+/// one write, which also keeps a client that reconnects at once from being
+/// refused for its ended session.)
 const ANNOUNCE_FROM: usize = 32;
+/// Half of a pipe's 64 KiB in 4-byte PIDs (see [`Server::unread`]).
+const UNREAD_MAX: usize = 8192;
 /// Longest a child that ended without announcing it (crashed, killed) and
 /// whose SIGCHLD merged into another's stays a zombie.
 const SCAN_INTERVAL: Duration = Duration::from_millis(100);
@@ -91,8 +95,11 @@ pub struct Server {
     scan_due: Option<Instant>,
     /// Where children announce their exit (see [`crate::children::ExitPipe`]).
     exits: Option<ExitPipe>,
-    /// A child told to announce its exit was forked since the pipe was last read.
-    announced: bool,
+    /// Children forked since the exit pipe was last read. Below
+    /// ANNOUNCE_FROM sessions the pipe is read only before a refusal, or
+    /// once this many announcements could fill half of it, so that an
+    /// announcement always finds room.
+    unread: usize,
     /// The session's buffers, allocated once here and used by each child.
     session_bufs: session::Buffers,
 }
@@ -315,7 +322,7 @@ impl Server {
             exits: ExitPipe::new()
                 .map_err(|e| log::warn!("exit pipe: {e}; reaping by full passes only"))
                 .ok(),
-            announced: false,
+            unread: 0,
             session_bufs,
         };
         server.write_status();
@@ -479,14 +486,14 @@ impl Server {
     #[unsafe(link_section = ".text.hot.hostinfod")]
     fn on_sigchld(&mut self, exited: Option<i32>) {
         let many = self.children.len() >= ANNOUNCE_FROM && self.exits.is_some();
-        if many || self.announced {
+        if many || self.unread >= UNREAD_MAX {
             if let Some(pid) = exited {
                 self.children.reap_pid(pid, log_exit);
             }
             if let Some(x) = self.exits.as_mut() {
                 x.reap_announced(&mut self.children, log_exit);
             }
-            self.announced = false;
+            self.unread = 0;
         }
         if !many || self.children.len() >= self.cfg.limits.max_children as usize {
             self.reap_all();
@@ -600,19 +607,26 @@ impl Server {
     /// The count for `source` after a full reaping pass: a client that got
     /// its `Goodbye.` may reconnect before its old session's child has been
     /// reaped, and must not be refused for a session that has ended.
+    /// Children that have announced their end but are not reapable yet
+    /// (still exiting) are left out too: their clients have had EOF.
     fn recount(&mut self, source: &Source) -> u32 {
         self.reap_all();
-        self.children.count(source)
+        let Some(x) = self.exits.as_mut() else {
+            return self.children.count(source);
+        };
+        x.reap_announced(&mut self.children, log_exit);
+        self.unread = 0;
+        let ending = x.ending(&self.children, source);
+        self.children.count(source).saturating_sub(ending)
     }
 
     #[unsafe(link_section = ".text.hot.hostinfod")]
     fn spawn(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) {
-        let announce = self.exits.is_some() && self.children.len() >= ANNOUNCE_FROM;
-        self.announced |= announce;
+        self.unread += 1;
         // SAFETY: the parent is single-threaded, so the child starts with a
         // consistent heap and no lock held by a vanished thread.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => self.child(client, idx, tcp, peer, announce),
+            Ok(ForkResult::Child) => self.child(client, idx, tcp, peer),
             Ok(ForkResult::Parent { child }) => {
                 self.children.insert(
                     child.as_raw(),
@@ -633,7 +647,7 @@ impl Server {
 
     /// The child's whole life: close what belongs to the parent, serve, exit.
     #[unsafe(link_section = ".text.hot.hostinfod")]
-    fn child(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer, announce: bool) -> ! {
+    fn child(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) -> ! {
         // The listeners, the pidfile lock, the spare fd and the notify socket
         // are the parent's. Closing raw numbers (and never running their
         // destructors) matters for the pidfile: dropping its Flock would
@@ -669,15 +683,21 @@ impl Server {
         // two copies are never both dropped.
         let bufs = unsafe { std::ptr::read(&self.session_bufs) };
         let end = session::serve(&client, tcp, &ctx, &self.signals, bufs);
+        // Announced before the client can see EOF: a client that connects
+        // again at once must not be refused by max_per_source for this
+        // session, whose child is still exiting and not yet reapable (the
+        // parent's recount leaves announced children out). Every child
+        // announces; the parent reads the pipe on SIGCHLD only from
+        // ANNOUNCE_FROM sessions on, and before a refusal.
+        if let Some(x) = &self.exits {
+            x.announce(std::process::id() as i32);
+        }
         // Closed here, not by _exit: _exit tears the address space down
         // before it closes files, so the client would wait for that teardown
         // to see EOF. Closing first lets it go on (and connect again) while
         // this process unmaps, on the other CPU: one system call that takes
         // the teardown out of every session's latency.
         drop(client);
-        if let (true, Some(x)) = (announce, &self.exits) {
-            x.announce(std::process::id() as i32);
-        }
         // _exit: no destructors, no atexit handlers, no stdio flush of
         // buffers that are the parent's.
         crate::daemon::exit_now(end.exit_code())

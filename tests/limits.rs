@@ -68,6 +68,40 @@ fn extra_client_waits_at_max_children_and_is_served_when_a_slot_frees() {
 }
 
 #[test]
+fn clients_reconnecting_within_max_per_source_are_never_refused() {
+    // As many clients as the limit, each starting its next session as soon
+    // as the last one said Goodbye: a session whose child has ended but is
+    // not yet reaped must not count against its address.
+    const CLIENTS: usize = 4;
+    let s = Setup::new(&format!("[limits]\nmax_per_source = {CLIENTS}\n"));
+    let d = start(&s);
+    let port = s.port;
+    let refused: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut refused = 0;
+                    for _ in 0..150 {
+                        let mut c = Client::new(
+                            std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"),
+                        );
+                        c.send(b"quit\n");
+                        let got = c.read_to_end();
+                        if got.starts_with(b"Server busy") {
+                            refused += 1;
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("worker")).sum()
+    });
+    assert_eq!(refused, 0, "false refusals: {refused} of {}", CLIENTS * 150);
+    assert!(!d.log_text().contains("REFUSED"), "{}", d.log_text());
+}
+
+#[test]
 fn over_max_per_source_tcp_gets_the_busy_line_without_a_fork() {
     let s = Setup::new("[limits]\nmax_per_source = 2\n");
     let d = start(&s);
