@@ -34,14 +34,8 @@ pub struct Env {
 impl Env {
     /// The environment of this process.
     pub fn current() -> Self {
-        // After a privilege drop the re-executed image still resolves the
-        // defaults as the first image did (see reload.rs).
-        let euid = std::env::var(crate::reload::DEFAULTS_UID)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| nix::unistd::geteuid().as_raw());
         Env {
-            euid,
+            euid: nix::unistd::geteuid().as_raw(),
             xdg_runtime_dir: std::env::var_os("XDG_RUNTIME_DIR")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),

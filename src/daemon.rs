@@ -93,6 +93,11 @@ fn close_inherited(keep: &[RawFd]) {
     }
 }
 
+/// Sets the process umask (`daemon.umask`), in every mode.
+pub fn set_umask(bits: u32) {
+    umask(Mode::from_bits_truncate(bits as nix::libc::mode_t));
+}
+
 /// Detaches from the terminal and the launching process. Returns in the
 /// daemon; the launching process waits for readiness and exits inside.
 pub fn daemonize(umask_bits: u32, keep: &[RawFd]) -> Result<Readiness> {

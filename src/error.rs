@@ -109,6 +109,9 @@ pub enum Error {
     /// A control command gave up waiting.
     #[error("{0}")]
     Timeout(String),
+    /// The previous image's hand-over could not be read.
+    #[error("{0}")]
+    Handover(String),
     /// Exit with this status; what there was to say has been printed
     /// (`-s status` of a daemon that is not running: LSB's 3).
     #[error("exit status {0}")]

@@ -30,22 +30,32 @@ pub mod status;
 
 // ---- the server ----
 
-/// The children: table, per-source counts, the reaper.
-pub mod children;
+/// Every decision taken at accept time.
+pub mod admission;
 /// Reads into uninitialised buffers, for the paths every session pays for.
 pub mod fdio;
+/// What crosses a reload's exec.
+pub mod handover;
 /// Binding and adopting listening sockets.
 pub mod listen;
 /// Giving back the pages of start-up code.
 pub mod memory;
-/// The in-place re-exec reload and what crosses it.
+/// Who is on the other end of a connection.
+pub mod peer;
+/// Pidfile, status file, systemd notify and watchdog.
+pub mod publish;
+/// The live sessions and the one reaping path.
+pub mod reaper;
+/// The reload's binary check and exec.
 pub mod reload;
-/// The parent's poll loop: accept, fork, reap, reload, stop.
+/// The parent: its parts and its poll loop.
 pub mod server;
 /// One client's session in the forked child.
 pub mod session;
 /// Signals read from a signalfd.
 pub mod signals;
+/// What every session starts from; the copy-on-write economy.
+pub mod template;
 
 // ---- the protocol (pure) ----
 

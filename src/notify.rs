@@ -70,7 +70,7 @@ impl Notifier {
     pub fn reloading(&self) {
         self.send(&format!(
             "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading",
-            crate::children::monotonic_us()
+            crate::reaper::monotonic_us()
         ));
     }
 

@@ -1,21 +1,21 @@
-//! The in-place reload: what one image of the daemon hands to the next
-//! across `execve`, and the exec itself.
+//! The mechanics of the in-place reload: checking that the binary about to
+//! replace us can serve, and the exec itself. What crosses the exec is
+//! [`crate::handover`]; deciding what the next image gets is the server's
+//! (`server/reload.rs`).
 //!
-//! The PID does not change, so the listeners are handed over by the systemd
-//! convention: fds 3, 4, … with `LISTEN_FDS`, `LISTEN_PID` (ours) and
-//! `LISTEN_FDNAMES`, FD_CLOEXEC cleared on exactly those. The new image
-//! therefore adopts its listeners with the same code that serves socket
-//! activation, and identifies each by `getsockname`, not by position. Beside
-//! them go, as `HOSTINFOD_*` variables: the generation and reload counters,
-//! the first start time, the live children (pid, source, start) so limits
-//! and accounting carry over, the locked pidfile's fd, whether the listeners
-//! came from systemd, and the moment the SIGHUP was read (to log latency).
+//! **The check.** The binary on disk may have changed since we started — a
+//! package upgrade, or something that is not hostinfod at all. Before the
+//! exec, [`preflight`] runs it as `BINARY -t -c FILE` against the new
+//! configuration (as `nginx -t` is used before a reload) and requires it to
+//! exit 0 saying `configuration OK` within [`PREFLIGHT_TIMEOUT`]; anything
+//! else rejects the reload while this image keeps serving.
 //!
-//! Moving fds onto 3, 4, … would overwrite whatever sits there (the
-//! signalfd, say), and an exec can fail (the binary was deleted). So every
-//! slot's previous occupant is first copied away, and [`exec`] puts it all
-//! back when execve returns: a failed reload leaves the old image exactly as
-//! it was.
+//! **The exec.** Listeners, the pidfile's fd and the hand-over's memfd are
+//! placed on fds 3, 4, … with FD_CLOEXEC cleared on exactly those. Moving
+//! fds onto those numbers would overwrite whatever sits there (the
+//! signalfd, say), and an exec can still fail, so every slot's previous
+//! occupant is first copied away, and [`exec`] puts it all back when execve
+//! returns: a failed reload leaves the old image exactly as it was.
 //!
 //! The signal mask is left as the daemon runs with it (SIGCHLD, SIGHUP,
 //! SIGTERM, SIGINT blocked): it survives execve, and pending signals do too,
@@ -24,175 +24,80 @@
 //! survive exec, and we have none; SIGPIPE stays ignored, as every image wants.
 
 use std::ffi::{CString, OsString};
+use std::io::Read as _;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 
-const GENERATION: &str = "HOSTINFOD_GENERATION";
-const RELOAD_SEQ: &str = "HOSTINFOD_RELOAD_SEQ";
-const STARTED: &str = "HOSTINFOD_STARTED";
-const CHILDREN: &str = "HOSTINFOD_CHILDREN";
-const PIDFILE_FD: &str = "HOSTINFOD_PIDFILE_FD";
-const ACTIVATED: &str = "HOSTINFOD_ACTIVATED";
-const HUP_AT: &str = "HOSTINFOD_HUP_AT_US";
-const EXE: &str = "HOSTINFOD_EXE";
-const CONFIG: &str = "HOSTINFOD_CONFIG";
-const LEFTOVERS: &str = "HOSTINFOD_LEFTOVERS";
-/// The effective uid whose defaults apply (see [`crate::config::Env`]):
-/// after a privilege drop the re-executed image must still resolve the
-/// defaults as root did, or every default path would seem to change.
-pub const DEFAULTS_UID: &str = "HOSTINFOD_DEFAULTS_UID";
+use crate::handover::FD_VAR;
 
-const HANDOVER_VARS: &[&str] = &[
-    GENERATION,
-    RELOAD_SEQ,
-    STARTED,
-    CHILDREN,
-    PIDFILE_FD,
-    ACTIVATED,
-    HUP_AT,
-    EXE,
-    CONFIG,
-    LEFTOVERS,
-    DEFAULTS_UID,
-    "LISTEN_PID",
-    "LISTEN_FDS",
-    "LISTEN_FDNAMES",
-];
+/// Longest the new binary's configuration check may take.
+pub const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the previous image of this process handed over.
-#[derive(Debug, Clone)]
-pub struct Inherited {
-    /// Generation of this image (the previous one's plus one).
-    pub generation: u64,
-    /// SIGHUPs acted upon so far.
-    pub reload_seq: u64,
-    /// Unix time of the first start.
-    pub started: i64,
-    /// The child table, encoded by [`crate::children::Children::encode`].
-    pub children: String,
-    /// The locked pidfile's fd, if there is a pidfile.
-    pub pidfile_fd: Option<RawFd>,
-    /// The listeners came from systemd's socket activation.
-    pub activated: bool,
-    /// CLOCK_MONOTONIC µs when the SIGHUP was read.
-    pub hup_at_us: Option<u64>,
-    /// The binary path resolved at the first start.
-    pub exe: PathBuf,
-    /// The `-c` path made absolute at the first start (the argv still holds
-    /// what the operator typed, which may be relative to a directory the
-    /// daemon left for `/`).
-    pub config: Option<PathBuf>,
-    /// Files of the previous configuration for this image to remove once it
-    /// serves (see [`Handover::leftovers`]).
-    pub leftovers: Vec<PathBuf>,
-}
+/// Variables of ours, and of socket activation, that the next image gets
+/// fresh from [`exec`] rather than from our environment.
+const OURS: &[&str] = &[FD_VAR, "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"];
 
-fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok()?.parse().ok()
-}
-
-/// The hand-over, when this image was started by a reload.
-pub fn inherited() -> Option<Inherited> {
-    Some(Inherited {
-        generation: var(GENERATION)?,
-        reload_seq: var(RELOAD_SEQ).unwrap_or(0),
-        started: var(STARTED).unwrap_or(0),
-        children: std::env::var(CHILDREN).unwrap_or_default(),
-        pidfile_fd: var(PIDFILE_FD),
-        activated: std::env::var(ACTIVATED).is_ok_and(|v| v == "1"),
-        hup_at_us: var(HUP_AT),
-        exe: std::env::var_os(EXE).map(PathBuf::from)?,
-        config: std::env::var_os(CONFIG).map(PathBuf::from),
-        leftovers: std::env::var(LEFTOVERS)
-            .map(|v| decode_paths(&v))
-            .unwrap_or_default(),
-    })
-}
-
-/// Paths as hex of their bytes, joined by `:` (a path may hold any byte but
-/// NUL, an environment value any but NUL and, by convention, not newline).
-fn encode_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| {
-            p.as_os_str()
-                .as_bytes()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn decode_paths(text: &str) -> Vec<PathBuf> {
-    use std::os::unix::ffi::OsStringExt as _;
-    text.split(':')
-        .filter(|h| !h.is_empty() && h.len() % 2 == 0)
-        .filter_map(|h| {
-            (0..h.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
-                .collect::<Option<Vec<u8>>>()
-        })
-        .map(|b| PathBuf::from(OsString::from_vec(b)))
-        .collect()
-}
-
-/// The fds passed by `LISTEN_FDS` when `LISTEN_PID` is this process.
-pub fn listen_fds() -> Vec<RawFd> {
-    if var::<u32>("LISTEN_PID") != Some(std::process::id()) {
-        return Vec::new();
+/// Runs `exe -t [-c config]` and succeeds only if it says
+/// `configuration OK` and exits 0 in time.
+pub fn preflight(exe: &Path, config: Option<&Path>) -> Result<(), String> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("-t");
+    if let Some(c) = config {
+        cmd.arg("-c").arg(c);
     }
-    let n: RawFd = var("LISTEN_FDS").unwrap_or(0);
-    // SD_LISTEN_FDS_START is 3; a count beyond any sane fd table is ignored.
-    (3..3 + n.clamp(0, 4096)).collect()
-}
-
-/// `LISTEN_FDNAMES`, one per fd (empty strings when absent).
-pub fn listen_names(n: usize) -> Vec<String> {
-    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
-    let mut v: Vec<String> = names.split(':').map(str::to_string).collect();
-    v.resize(n, String::new());
-    v
-}
-
-/// Everything the next image needs.
-#[derive(Debug)]
-pub struct Handover<'a> {
-    /// The binary to run.
-    pub exe: &'a Path,
-    /// The original arguments, argv[0] included.
-    pub args: &'a [OsString],
-    /// Listener fds, in order, with the name each carries.
-    pub listeners: Vec<(RawFd, String)>,
-    /// The pidfile's fd.
-    pub pidfile_fd: Option<RawFd>,
-    /// Generation the next image will have.
-    pub generation: u64,
-    /// SIGHUPs acted upon, this one included.
-    pub reload_seq: u64,
-    /// First start, unix time.
-    pub started: i64,
-    /// Encoded child table.
-    pub children: String,
-    /// Listeners came from systemd.
-    pub activated: bool,
-    /// When the SIGHUP was read.
-    pub hup_at_us: u64,
-    /// The uid whose defaults apply.
-    pub defaults_uid: u32,
-    /// The absolute `-c` path, if one was given.
-    pub config: Option<&'a Path>,
-    /// Files the next image removes once it serves: the socket files of
-    /// listeners the new configuration drops, and the pidfile and status
-    /// file when it sets `pid_file = ""`. Removing them here, before the
-    /// exec, would leave an image whose exec failed without them.
-    pub leftovers: Vec<PathBuf>,
+    for v in OURS {
+        cmd.env_remove(v);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {} to check it: {e}", exe.display()))?;
+    let deadline = Instant::now() + PREFLIGHT_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{} -t did not finish within {} s",
+                    exe.display(),
+                    PREFLIGHT_TIMEOUT.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("waiting for {} -t: {e}", exe.display())),
+        }
+    };
+    // The check's output is a line or two; a bound keeps a strange binary
+    // from making us buffer without end.
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    if let Some(o) = child.stdout.take() {
+        let _ = o.take(4096).read_to_end(&mut out);
+    }
+    if let Some(e) = child.stderr.take() {
+        let _ = e.take(4096).read_to_end(&mut err);
+    }
+    if status.success() && out == b"configuration OK\n" {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&err);
+    let said = said.lines().next().unwrap_or("").trim();
+    Err(format!(
+        "the binary {} failed its check ({status}{}{})",
+        exe.display(),
+        if said.is_empty() { "" } else { ": " },
+        said
+    ))
 }
 
 /// One fd slot (3, 4, …) overwritten for the exec, and how to put it back.
@@ -220,11 +125,12 @@ fn fd_flags(fd: RawFd) -> Option<FdFlag> {
         .map(FdFlag::from_bits_truncate)
 }
 
-/// Replaces this process image with a fresh one of the same binary. Returns
-/// only when execve failed, with everything put back as it was.
-pub fn exec(h: &Handover<'_>) -> Errno {
-    let mut sources: Vec<RawFd> = h.listeners.iter().map(|(fd, _)| *fd).collect();
-    sources.extend(h.pidfile_fd);
+/// Replaces this process image with `exe`, passing `args`, the `listeners`
+/// on fds 3, 4, … (`LISTEN_FDS` counts them), then `rest` (the pidfile, the
+/// hand-over; the last one's number goes in [`FD_VAR`]). Returns only when
+/// execve failed, with every fd put back as it was.
+pub fn exec(exe: &Path, args: &[OsString], listeners: &[RawFd], rest: &[RawFd]) -> Errno {
+    let sources: Vec<RawFd> = listeners.iter().chain(rest).copied().collect();
     let n = sources.len() as RawFd;
     let high = 3 + n;
     // 1. Copy every source above the target range, so no step below can
@@ -265,13 +171,12 @@ pub fn exec(h: &Handover<'_>) -> Errno {
     let err = match failed {
         Some(e) => e,
         None => {
-            let env = environment(h, n);
-            let args: Vec<CString> = h
-                .args
+            let env = environment(listeners.len(), (!rest.is_empty()).then_some(high - 1));
+            let args: Vec<CString> = args
                 .iter()
                 .filter_map(|a| CString::new(a.as_bytes()).ok())
                 .collect();
-            match CString::new(h.exe.as_os_str().as_bytes()) {
+            match CString::new(exe.as_os_str().as_bytes()) {
                 Ok(path) => match nix::unistd::execve(&path, &args, &env) {
                     Err(e) => e,
                     Ok(never) => match never {},
@@ -298,9 +203,10 @@ pub fn exec(h: &Handover<'_>) -> Errno {
     err
 }
 
-fn environment(h: &Handover<'_>, n: RawFd) -> Vec<CString> {
+/// Our environment without [`OURS`], plus the fresh values.
+fn environment(listeners: usize, handover_fd: Option<RawFd>) -> Vec<CString> {
     let mut env: Vec<CString> = std::env::vars_os()
-        .filter(|(k, _)| !HANDOVER_VARS.iter().any(|v| k.as_bytes() == v.as_bytes()))
+        .filter(|(k, _)| !OURS.iter().any(|v| k.as_bytes() == v.as_bytes()))
         .filter_map(|(k, v)| {
             let mut kv = k.into_vec();
             kv.push(b'=');
@@ -308,38 +214,36 @@ fn environment(h: &Handover<'_>, n: RawFd) -> Vec<CString> {
             CString::new(kv).ok()
         })
         .collect();
-    let names: Vec<&str> = h.listeners.iter().map(|(_, name)| name.as_str()).collect();
     let mut set = |k: &str, v: String| {
         if let Ok(c) = CString::new(format!("{k}={v}")) {
             env.push(c);
         }
     };
     set("LISTEN_PID", std::process::id().to_string());
-    set("LISTEN_FDS", h.listeners.len().to_string());
-    set("LISTEN_FDNAMES", names.join(":"));
-    if h.pidfile_fd.is_some() {
-        set(PIDFILE_FD, (3 + n - 1).to_string());
-    }
-    set(GENERATION, h.generation.to_string());
-    set(RELOAD_SEQ, h.reload_seq.to_string());
-    set(STARTED, h.started.to_string());
-    set(CHILDREN, h.children.clone());
-    set(ACTIVATED, if h.activated { "1" } else { "0" }.into());
-    set(HUP_AT, h.hup_at_us.to_string());
-    set(EXE, h.exe.to_string_lossy().into_owned());
-    set(DEFAULTS_UID, h.defaults_uid.to_string());
-    if !h.leftovers.is_empty() {
-        set(LEFTOVERS, encode_paths(&h.leftovers));
-    }
-    if let Some(c) = h.config {
-        // As bytes: a path need not be UTF-8.
-        let mut kv = format!("{CONFIG}=").into_bytes();
-        kv.extend_from_slice(c.as_os_str().as_bytes());
-        if let Ok(c) = CString::new(kv) {
-            env.push(c);
-        }
+    set("LISTEN_FDS", listeners.to_string());
+    if let Some(fd) = handover_fd {
+        set(FD_VAR, fd.to_string());
     }
     env
+}
+
+/// The fds passed by `LISTEN_FDS` when `LISTEN_PID` is this process.
+pub fn listen_fds() -> Vec<RawFd> {
+    let var = |k: &str| std::env::var(k).ok();
+    if var("LISTEN_PID").and_then(|v| v.parse::<u32>().ok()) != Some(std::process::id()) {
+        return Vec::new();
+    }
+    let n: RawFd = var("LISTEN_FDS").and_then(|v| v.parse().ok()).unwrap_or(0);
+    // SD_LISTEN_FDS_START is 3; a count beyond any sane fd table is ignored.
+    (3..3 + n.clamp(0, 4096)).collect()
+}
+
+/// `LISTEN_FDNAMES`, one per fd (empty strings when absent), for the log.
+pub fn listen_names(n: usize) -> Vec<String> {
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    let mut v: Vec<String> = names.split(':').map(str::to_string).collect();
+    v.resize(n, String::new());
+    v
 }
 
 #[cfg(test)]
@@ -347,13 +251,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_survive_the_environment() {
-        let odd = PathBuf::from(OsString::from_vec(b"/run/x:y\n\xff.sock".to_vec()));
-        let paths = vec![PathBuf::from("/run/hostinfod/a.sock"), odd];
-        let text = encode_paths(&paths);
-        assert!(!text.contains('\n'));
-        assert_eq!(decode_paths(&text), paths);
-        assert!(decode_paths("zz:1").is_empty());
-        assert!(decode_paths("").is_empty());
+    fn a_binary_that_is_not_hostinfod_fails_the_check() {
+        let e = preflight(Path::new("/bin/true"), None).expect_err("true says nothing");
+        assert!(e.contains("/bin/true failed its check"), "{e}");
+        let e = preflight(Path::new("/nonexistent/hostinfod"), None).expect_err("missing");
+        assert!(e.contains("cannot run /nonexistent/hostinfod"), "{e}");
     }
 }

@@ -108,12 +108,12 @@ fn reload_keeps_pid_and_exe_and_serves_the_new_config() {
         "{}",
         d.log_text()
     );
-    // It really was an exec: the new image's environment carries the hand-over.
+    // It really was an exec: the new image's environment names the hand-over.
     let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
     assert!(
         environ
             .split(|&b| b == 0)
-            .any(|v| v == b"HOSTINFOD_GENERATION=1"),
+            .any(|v| v.starts_with(b"HOSTINFOD_HANDOVER_FD=")),
         "new image environment"
     );
     let st = s.status();
@@ -504,7 +504,7 @@ fn failed_exec_keeps_the_old_image_serving() {
     let (code, _, err) = ctl(&s, "reload");
     assert_eq!(code, Some(1), "{err:?}");
     assert!(
-        err.contains("reload rejected") && err.contains("cannot execute"),
+        err.contains("reload rejected") && err.contains(&format!("cannot run {}", exe.display())),
         "{err:?}"
     );
     assert!(still_running(&mut d));
@@ -861,7 +861,7 @@ fn failed_exec_keeps_the_socket_file_of_a_listener_it_would_drop() {
     put(&s, &greeting("One socket."));
     let (code, _, err) = ctl(&s, "reload");
     assert_eq!(code, Some(1), "{err:?}");
-    assert!(err.contains("cannot execute"), "{err:?}");
+    assert!(err.contains("cannot run"), "{err:?}");
     assert!(still_running(&mut d));
     assert!(exists(&extra), "the old image still serves on it");
     try_session_unix(&extra, "help").expect("extra socket still serves");
@@ -875,4 +875,53 @@ fn failed_exec_keeps_the_socket_file_of_a_listener_it_would_drop() {
         "dropped socket file removed by the new image"
     );
     try_session_unix(&s.sock, "help").expect("kept socket serves");
+}
+
+#[test]
+fn a_binary_replaced_by_another_program_is_not_executed() {
+    let s = Setup::new(&greeting("The real one."));
+    let exe = s.path("hostinfod");
+    copy_binary(&exe, b"");
+    let mut d = s.start_exe(&exe, &[], &[]);
+    let pid = d.pid();
+    // Something that is not hostinfod, and exits 0, takes the path.
+    let tmp = s.path("true.tmp");
+    std::fs::copy("/bin/true", &tmp).expect("copy /bin/true");
+    std::fs::rename(&tmp, &exe).expect("replace the binary");
+    put(&s, &greeting("Never served."));
+    let (code, _, err) = ctl(&s, "reload");
+    assert_eq!(code, Some(1), "{err:?}");
+    assert!(
+        err.contains("reload rejected") && err.contains("failed its check"),
+        "{err:?}"
+    );
+    assert!(still_running(&mut d));
+    assert_eq!(d.pid(), pid);
+    assert_eq!(greeting_now(s.port), "The real one.");
+    let st = s.status();
+    assert_eq!(st.get("generation").map(String::as_str), Some("0"));
+    assert_eq!(
+        st.get("last_reload_result").map(String::as_str),
+        Some("rejected")
+    );
+}
+
+#[test]
+fn a_vanished_configuration_file_rejects_the_reload() {
+    let s = Setup::new(&greeting("From the file."));
+    let mut d = s.start();
+    std::fs::remove_file(&s.config).expect("remove config");
+    d.signal(Signal::SIGHUP);
+    assert!(
+        d.wait_log("reload rejected", Duration::from_secs(10)),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        d.log_text().contains("cannot read configuration"),
+        "{}",
+        d.log_text()
+    );
+    assert!(still_running(&mut d));
+    assert_eq!(greeting_now(s.port), "From the file.");
 }

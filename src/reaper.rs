@@ -1,0 +1,453 @@
+//! The reaper: the table of live sessions and the one way they leave it.
+//!
+//! Each child is recorded by PID with its client's source (the per-source
+//! key [`crate::admission`] counts by) and its start on CLOCK_MONOTONIC,
+//! which keeps counting across the reload's exec. Per-source counts go up
+//! when a PID is recorded and down only when waitpid reaps that PID, so they
+//! cannot drift however sessions end (the bug of xinetd#21 and
+//! systemd#20685, where counts went down on another event than the one
+//! they went up on).
+//!
+//! Reaping has one path, [`Reaper::on_sigchld`], and it costs the same
+//! whatever the number of live children:
+//! - every child writes its PID to the exit pipe just before `_exit`, and the
+//!   SIGCHLD names one child; each named or announced PID is reaped with a
+//!   `waitpid` for that PID, which on Linux does not walk the list of
+//!   children (`waitpid(-1)` does, and with ten thousand idle sessions that
+//!   walk dominated every reap);
+//! - a child that ended without a word (a crash, SIGKILL) is reaped by a
+//!   full `waitpid(-1, WNOHANG)` pass, owed after every SIGCHLD and run at
+//!   most [`SCAN_INTERVAL`] later ([`Reaper::deadline`]), or at once when
+//!   every slot is taken, because a zombie then holds a slot a client waits
+//!   for.
+//!
+//! Lookups are hash maps keyed by PID and by source: the accept path asks
+//! for a count and the reaper removes by PID, and neither may scan the table.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::peer::Source;
+
+/// Longest a child that ended without announcing it stays a zombie while
+/// slots are free.
+pub const SCAN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One live session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Child {
+    /// The client's source, as counted for the per-source limits.
+    pub source: Source,
+    /// CLOCK_MONOTONIC microseconds at fork.
+    pub started_us: u64,
+}
+
+/// How a reaped child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// exit(code)
+    Exited(i32),
+    /// Killed by a signal.
+    Signaled(nix::sys::signal::Signal),
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::Exited(c) => write!(f, "status={c}"),
+            Ended::Signaled(s) => write!(f, "signal={}", s.as_str()),
+        }
+    }
+}
+
+/// A child just reaped: its PID, what the table knew of it (None for a
+/// process that was not a session) and how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    /// The PID.
+    pub pid: i32,
+    /// The session it served, if it was one.
+    pub child: Option<Child>,
+    /// Its end.
+    pub how: Ended,
+}
+
+/// The live children and the reaping of them.
+#[derive(Debug)]
+pub struct Reaper {
+    table: HashMap<i32, Child>,
+    per_source: HashMap<Source, u32>,
+    /// Slots: from this many live sessions on a full pass is not deferred.
+    capacity: usize,
+    exits: ExitPipe,
+    /// Announced PIDs that were not yet zombies when read.
+    exiting: Vec<i32>,
+    /// When the owed full pass runs.
+    scan_due: Option<Instant>,
+}
+
+impl Reaper {
+    /// An empty table for up to `capacity` sessions, with its exit pipe.
+    pub fn new(capacity: usize) -> nix::Result<Self> {
+        Ok(Reaper {
+            table: HashMap::with_capacity(capacity.min(1 << 16)),
+            per_source: HashMap::with_capacity(capacity.min(1 << 16)),
+            capacity,
+            exits: ExitPipe::new()?,
+            exiting: Vec::with_capacity(64),
+            scan_due: None,
+        })
+    }
+
+    /// Live sessions.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// True when every slot is taken.
+    pub fn full(&self) -> bool {
+        self.table.len() >= self.capacity
+    }
+
+    /// Live sessions from `source`, leaving out those that have announced
+    /// their end but were not reapable yet: their clients have had EOF and
+    /// may already be connecting again.
+    pub fn count(&self, source: &Source) -> u32 {
+        let live = self.per_source.get(source).copied().unwrap_or(0);
+        if live == 0 || self.exiting.is_empty() {
+            return live;
+        }
+        let ending = self
+            .exiting
+            .iter()
+            .filter(|pid| self.table.get(pid).is_some_and(|c| c.source == *source))
+            .count() as u32;
+        live.saturating_sub(ending)
+    }
+
+    /// Records a new child. A PID cannot repeat: the kernel does not reuse
+    /// it until we have reaped it, and reaping removes it.
+    pub fn insert(&mut self, pid: i32, child: Child) {
+        if let Some(old) = self.table.insert(pid, child) {
+            self.uncount(&old.source);
+        }
+        *self.per_source.entry(child.source).or_insert(0) += 1;
+    }
+
+    fn remove(&mut self, pid: i32) -> Option<Child> {
+        let child = self.table.remove(&pid)?;
+        self.uncount(&child.source);
+        Some(child)
+    }
+
+    fn uncount(&mut self, source: &Source) {
+        if let Some(n) = self.per_source.get_mut(source) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(source);
+            }
+        }
+    }
+
+    /// The live PIDs and their sessions.
+    pub fn iter(&self) -> impl Iterator<Item = (i32, Child)> + '_ {
+        self.table.iter().map(|(p, c)| (*p, *c))
+    }
+
+    /// Takes over the sessions a previous image served, dropping any entry
+    /// that is not a child of this process (one no waitpid could ever reap
+    /// would hold its source's count forever).
+    pub fn adopt(&mut self, children: impl IntoIterator<Item = (i32, Child)>) {
+        use nix::sys::wait::{Id, waitid};
+        for (pid, child) in children {
+            // WNOWAIT: look without reaping; ECHILD: not our child.
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            if pid > 0
+                && waitid(Id::Pid(Pid::from_raw(pid)), flags) != Err(nix::errno::Errno::ECHILD)
+            {
+                self.insert(pid, child);
+            }
+        }
+    }
+
+    /// The write end children announce their exit on (see [`announce`]).
+    pub fn announce_fd(&self) -> RawFd {
+        self.exits.write.as_raw_fd()
+    }
+
+    /// The read end, which a forked child closes.
+    pub fn read_fd(&self) -> RawFd {
+        self.exits.read.as_raw_fd()
+    }
+
+    /// After a SIGCHLD naming `named` (when the signal said): reap it and
+    /// every announced child, and owe a full pass for those that ended
+    /// without a word.
+    pub fn on_sigchld(&mut self, named: Option<i32>, mut ended: impl FnMut(Reaped)) {
+        if let Some(pid) = named {
+            self.wait_for(pid, Some(WaitPidFlag::WNOHANG), &mut ended);
+        }
+        self.reap_announced(&mut ended);
+        if self.full() {
+            self.reap_all(&mut ended);
+        } else if self.scan_due.is_none() {
+            self.scan_due = Some(Instant::now() + SCAN_INTERVAL);
+        }
+    }
+
+    /// Reaps the announced children now: before a per-source refusal, so a
+    /// client is never refused for a session that has ended.
+    pub fn settle(&mut self, mut ended: impl FnMut(Reaped)) {
+        self.reap_announced(&mut ended);
+    }
+
+    /// When the owed full pass is due, if one is.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.scan_due
+    }
+
+    /// Runs the owed full pass if it is due.
+    pub fn tick(&mut self, now: Instant, mut ended: impl FnMut(Reaped)) {
+        if self.scan_due.is_some_and(|t| now >= t) {
+            self.reap_all(&mut ended);
+        }
+    }
+
+    /// The full pass: waitpid(-1, WNOHANG) until nothing is left. Returns
+    /// how many were reaped.
+    pub fn reap_all(&mut self, mut ended: impl FnMut(Reaped)) -> usize {
+        self.scan_due = None;
+        let mut n = 0;
+        loop {
+            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(status) => status,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break, // ECHILD: no children at all
+            };
+            // Stopped or continued is not an end.
+            let (Some(pid), Some(how)) = (status.pid(), ending(status)) else {
+                continue;
+            };
+            n += 1;
+            let pid = pid.as_raw();
+            ended(Reaped {
+                pid,
+                child: self.remove(pid),
+                how,
+            });
+        }
+        n
+    }
+
+    /// Waits until `pid` ends and reaps it (for a child just SIGKILLed,
+    /// which cannot delay its end). Returns true if it was reaped.
+    pub fn wait_pid(&mut self, pid: i32, mut ended: impl FnMut(Reaped)) -> bool {
+        self.wait_for(pid, None, &mut ended)
+    }
+
+    /// Forgets a PID no waitpid can reap any more.
+    pub fn forget(&mut self, pid: i32) {
+        self.remove(pid);
+    }
+
+    fn wait_for(
+        &mut self,
+        pid: i32,
+        flags: Option<WaitPidFlag>,
+        ended: &mut impl FnMut(Reaped),
+    ) -> bool {
+        let Some(how) = waitpid(Pid::from_raw(pid), flags).ok().and_then(ending) else {
+            return false;
+        };
+        ended(Reaped {
+            pid,
+            child: self.remove(pid),
+            how,
+        });
+        true
+    }
+
+    fn reap_announced(&mut self, ended: &mut impl FnMut(Reaped)) {
+        // 128 PIDs per read (more are read by the next turn of the loop),
+        // into an uninitialised buffer (see crate::fdio).
+        const ROOM: usize = 512;
+        let mut buf = std::mem::MaybeUninit::<[u8; ROOM]>::uninit();
+        loop {
+            let got = match crate::fdio::read_records(self.exits.read.as_raw_fd(), &mut buf) {
+                Ok(got) if !got.is_empty() => got,
+                _ => break,
+            };
+            let n = got.len();
+            for c in got.chunks_exact(4) {
+                let pid = i32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
+                if pid > 0 {
+                    self.exiting.push(pid);
+                }
+            }
+            if n < ROOM {
+                break;
+            }
+        }
+        // Kept: announced PIDs not yet zombies (their own SIGCHLD comes
+        // later). Dropped: reaped now, or no longer in the table.
+        let mut exiting = std::mem::take(&mut self.exiting);
+        exiting.retain(|&pid| {
+            self.table.contains_key(&pid) && !self.wait_for(pid, Some(WaitPidFlag::WNOHANG), ended)
+        });
+        self.exiting = exiting;
+    }
+}
+
+/// In a session's child, just before `_exit`: tells the parent this PID is
+/// ending, on the fd of [`Reaper::announce_fd`]. One 4-byte write, atomic
+/// in a pipe; best effort (a full pipe leaves the child to the full pass).
+pub fn announce(fd: RawFd, pid: i32) {
+    let b = pid.to_ne_bytes();
+    // SAFETY: a valid 4-byte buffer; the fd is open for the child's life.
+    unsafe { nix::libc::write(fd, b.as_ptr().cast(), b.len()) };
+}
+
+/// How a wait status ends a child, if it does (not when stopped or continued).
+fn ending(status: WaitStatus) -> Option<Ended> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(Ended::Exited(code)),
+        WaitStatus::Signaled(_, sig, _) => Some(Ended::Signaled(sig)),
+        _ => None,
+    }
+}
+
+/// The pipe children announce their exit on. Both ends are non-blocking (a
+/// child never waits for a full pipe) and close-on-exec, so each image of
+/// the daemon has its own.
+#[derive(Debug)]
+struct ExitPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl ExitPipe {
+    fn new() -> nix::Result<Self> {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        Ok(ExitPipe { read, write })
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds: the same clock across exec.
+pub fn monotonic_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| (t.tv_sec() as u64) * 1_000_000 + (t.tv_nsec() as u64) / 1000)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::unistd::{ForkResult, fork};
+
+    fn ip(s: &str) -> Source {
+        Source::Ip(s.parse().expect("ip"))
+    }
+
+    fn child(src: &str) -> Child {
+        Child {
+            source: ip(src),
+            started_us: 1,
+        }
+    }
+
+    /// Forks a child that announces itself on `fd` (or not) and exits 7.
+    fn spawn(fd: RawFd, announce_it: bool) -> i32 {
+        // SAFETY: the test child only writes and _exits.
+        match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                if announce_it {
+                    announce(fd, std::process::id() as i32);
+                }
+                crate::daemon::exit_now(7)
+            }
+            ForkResult::Parent { child } => child.as_raw(),
+        }
+    }
+
+    #[test]
+    fn counts_follow_pids() {
+        let mut r = Reaper::new(8).expect("reaper");
+        r.insert(100, child("10.0.0.1"));
+        r.insert(101, child("10.0.0.1"));
+        r.insert(102, child("10.0.0.2"));
+        r.insert(102, child("10.0.0.2")); // a repeat does not count twice
+        assert_eq!(r.count(&ip("10.0.0.1")), 2);
+        assert_eq!(r.count(&ip("10.0.0.2")), 1);
+        assert_eq!(r.len(), 3);
+        r.forget(100);
+        assert_eq!(r.count(&ip("10.0.0.1")), 1);
+        r.forget(100);
+        assert_eq!(r.count(&ip("10.0.0.1")), 1);
+        assert!(r.per_source.len() == 2);
+        r.forget(101);
+        assert_eq!(r.count(&ip("10.0.0.1")), 0);
+        assert!(!r.per_source.contains_key(&ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn strangers_are_not_adopted() {
+        let mut r = Reaper::new(8).expect("reaper");
+        let mine = spawn(r.announce_fd(), false);
+        r.adopt([(mine, child("10.0.0.1")), (1, child("10.0.0.2"))]);
+        assert_eq!(r.len(), 1);
+        assert!(r.wait_pid(mine, |_| {}));
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn announced_and_silent_children_are_both_reaped() {
+        let mut r = Reaper::new(8).expect("reaper");
+        let loud = spawn(r.announce_fd(), true);
+        let quiet = spawn(r.announce_fd(), false);
+        r.insert(loud, child("10.0.0.1"));
+        r.insert(quiet, child("10.0.0.1"));
+        let mut got = Vec::new();
+        // Wait for both to be zombies, then one SIGCHLD naming neither.
+        std::thread::sleep(Duration::from_millis(200));
+        r.on_sigchld(None, |x| got.push(x.pid));
+        assert_eq!(got, vec![loud], "the announced child is reaped by PID");
+        assert!(r.deadline().is_some(), "a full pass is owed");
+        r.tick(Instant::now() + SCAN_INTERVAL, |x| got.push(x.pid));
+        assert_eq!(got, vec![loud, quiet]);
+        assert!(r.is_empty() && r.deadline().is_none());
+    }
+
+    #[test]
+    fn a_full_table_is_scanned_at_once() {
+        let mut r = Reaper::new(1).expect("reaper");
+        let quiet = spawn(r.announce_fd(), false);
+        r.insert(quiet, child("10.0.0.1"));
+        std::thread::sleep(Duration::from_millis(200));
+        let mut got = Vec::new();
+        r.on_sigchld(None, |x| got.push((x.pid, x.how)));
+        assert_eq!(got, vec![(quiet, Ended::Exited(7))]);
+    }
+
+    #[test]
+    fn an_announced_child_does_not_count_against_its_source() {
+        let mut r = Reaper::new(8).expect("reaper");
+        r.insert(4_000_000, child("10.0.0.1"));
+        r.insert(4_000_001, child("10.0.0.1"));
+        announce(r.announce_fd(), 4_000_000);
+        // Not our child: waitpid fails, so the PID is kept as "exiting".
+        r.settle(|_| {});
+        assert_eq!(r.count(&ip("10.0.0.1")), 1);
+    }
+}

@@ -1,0 +1,210 @@
+//! Accepting and forking: take a batch of connections off one listener, ask
+//! admission about each, fork for those admitted, and in the child serve
+//! the session and exit.
+//!
+//! The parent's work per connection is what only it can do: accept, the
+//! admission verdict, fork, close, one table insert. The START record is
+//! logged by the child.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::unistd::{ForkResult, fork};
+
+use crate::admission::{Refusal, Verdict};
+use crate::peer::{self, Peer, PeerPid, Source};
+use crate::reaper::{Child, monotonic_us};
+use crate::session;
+
+use super::{Server, log_exit};
+
+/// Most connections taken from one listener per wake-up, so one busy
+/// listener cannot starve the others or the signalfd.
+const ACCEPT_BATCH: usize = 64;
+
+/// The spare descriptor (see [`Server::spare`]).
+pub(super) fn open_spare() -> Option<OwnedFd> {
+    std::fs::File::open("/dev/null").ok().map(OwnedFd::from)
+}
+
+impl Server {
+    /// Accepts and forks for up to a batch of pending clients on listener `idx`.
+    pub(super) fn accept_on(&mut self, idx: usize) {
+        let Some(listener) = self.listeners.get(idx) else {
+            return;
+        };
+        let (lfd, tcp) = (listener.raw(), listener.addr.is_tcp());
+        for _ in 0..ACCEPT_BATCH {
+            if !self
+                .admission
+                .accepting(std::time::Instant::now(), &self.reaper)
+            {
+                return;
+            }
+            // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
+            let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: ss and len describe a writable sockaddr_storage; the
+            // new fd is owned below.
+            let fd = unsafe {
+                libc::accept4(
+                    lfd,
+                    (&raw mut ss).cast(),
+                    &mut len,
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                match Errno::last() {
+                    Errno::EAGAIN => return,
+                    Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO => continue,
+                    Errno::EMFILE | Errno::ENFILE => return self.fd_exhausted(lfd, Errno::last()),
+                    e => {
+                        log::warn!("accept on {}: {e}", self.listeners[idx].addr);
+                        return self.admission.back_off();
+                    }
+                }
+            }
+            self.admission.accepted();
+            // SAFETY: accept4 just returned this fd and nothing else owns it.
+            let client = unsafe { OwnedFd::from_raw_fd(fd) };
+            let Some(peer) = peer::of(&ss, tcp, &client) else {
+                continue;
+            };
+            match self.admission.decide(&peer, &mut self.reaper, log_exit) {
+                Verdict::Admit(source) => self.spawn(client, idx, tcp, peer, source),
+                Verdict::Refuse(why) => {
+                    if let Refusal::Busy(src) = why {
+                        log::info!("REFUSED: too many sessions from {src}");
+                    }
+                    why.tell(&client, tcp);
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer, source: Source) {
+        // SAFETY: the parent is single-threaded, so the child starts with a
+        // consistent heap and no lock held by a vanished thread.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => self.child(client, idx, tcp, peer),
+            Ok(ForkResult::Parent { child }) => {
+                let started_us = monotonic_us();
+                self.reaper
+                    .insert(child.as_raw(), Child { source, started_us });
+                drop(client);
+            }
+            Err(e) => {
+                log::error!("fork for {}: {e}; backing off", peer.source);
+                Refusal::NoFork.tell(&client, tcp);
+                self.admission.back_off();
+            }
+        }
+    }
+
+    /// The child's whole life: close what belongs to the parent, serve, exit.
+    fn child(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) -> ! {
+        // The listeners, the pidfile lock, the spare fd, the notify socket
+        // and the exit pipe's read end are the parent's. Closing raw
+        // numbers (and never running their destructors) matters for the
+        // pidfile: dropping its lock would unlock the description the
+        // parent shares.
+        close_all(
+            self.listeners
+                .iter()
+                .map(|l| l.raw())
+                .chain(self.publication.fds())
+                .chain(self.spare.as_ref().map(AsRawFd::as_raw_fd))
+                .chain(std::iter::once(self.reaper.read_fd())),
+        );
+        crate::log::forked();
+        if let Some(via) = self.listeners.get(idx).map(|l| &l.addr) {
+            // Display values formatted straight into the record: no String.
+            log::info!(
+                "START: {} pid={}{} via {}",
+                peer,
+                crate::log::pid(),
+                PeerPid(peer.cred),
+                via
+            );
+        }
+        let ctx = self.template.context(&self.cfg);
+        // SAFETY: this process never returns from here and never drops the
+        // template.
+        let bufs = unsafe { self.template.buffers() };
+        let end = session::serve(&client, tcp, &ctx, &self.signals, bufs);
+        // Announced before the client can see EOF: a client that connects
+        // again at once must not be refused by max_per_source for this
+        // session, whose child is still exiting (see crate::reaper).
+        crate::reaper::announce(self.reaper.announce_fd(), std::process::id() as i32);
+        // Closed here, not by _exit: _exit tears the address space down
+        // before it closes files, so the client would wait for that teardown
+        // to see EOF. Closing first lets it go on while this process unmaps.
+        drop(client);
+        // _exit: no destructors, no atexit handlers, no stdio flush of
+        // buffers that are the parent's.
+        crate::daemon::exit_now(end.exit_code())
+    }
+
+    fn fd_exhausted(&mut self, lfd: RawFd, e: Errno) {
+        if self.admission.fds_exhausted() {
+            log::warn!("accept: {e}; shedding pending connections until fds free up");
+        }
+        // Give up the spare fd to accept one pending connection and close it,
+        // so the listener does not stay readable forever; then back off.
+        self.spare = None;
+        // SAFETY: accept4 with null address; the fd, if any, is closed at once.
+        let fd = unsafe {
+            libc::accept4(
+                lfd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: we own the fd just accepted.
+            unsafe { libc::close(fd) };
+        }
+        self.spare = open_spare();
+    }
+}
+
+/// Closes the given fds in as few system calls as the numbering allows: the
+/// parent opens its own fds one after another at start-up, so they usually
+/// form one run that a single close_range(2) closes. No allocation (this
+/// runs in a fresh child; see crate::template).
+fn close_all(fds: impl Iterator<Item = RawFd>) {
+    const MAX: usize = 32;
+    let mut set = [0 as RawFd; MAX];
+    let mut n = 0;
+    for fd in fds {
+        if n < MAX {
+            set[n] = fd;
+            n += 1;
+        } else {
+            // SAFETY: closing the child's copy of a parent-owned fd.
+            unsafe { libc::close(fd) };
+        }
+    }
+    let set = &mut set[..n];
+    set.sort_unstable();
+    let mut i = 0;
+    while i < set.len() {
+        let mut j = i;
+        while j + 1 < set.len() && set[j + 1] <= set[j] + 1 {
+            j += 1;
+        }
+        // SAFETY: every fd in the run is one of the parent's, whose owning
+        // objects are never used or dropped in this child.
+        let r = unsafe { libc::close_range(set[i] as u32, set[j] as u32, 0) };
+        if r != 0 {
+            for &fd in &set[i..=j] {
+                // SAFETY: as above; close_range is missing on old kernels.
+                unsafe { libc::close(fd) };
+            }
+        }
+        i = j + 1;
+    }
+}

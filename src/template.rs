@@ -1,0 +1,91 @@
+//! The session template: what every session starts from, prepared once in
+//! the parent before any fork — and the copy-on-write economy, explained
+//! once, here.
+//!
+//! After `fork` the child shares every page with the parent until one of
+//! them writes it; each page written is then a fault and a 4 KiB copy, on
+//! the path every session pays for. So the parent prepares here what a
+//! session needs (the greeting bytes per transport, the session's buffers,
+//! the configuration), and the session's path keeps to these rules:
+//! - no allocation in the child on the way to a `date`, `help` or `quit`
+//!   reply (malloc writes allocator pages shared with the parent): the
+//!   buffers are allocated here and handed to the child by
+//!   [`Template::buffers`], a bitwise copy that writes nothing;
+//! - read buffers on the stack are left uninitialised ([`crate::fdio`]),
+//!   and formatted text goes into fixed stack buffers
+//!   ([`crate::text::Fixed`]);
+//! - the parent's poll set lives on the stack, which is written anyway.
+//!
+//! A change to the session path that breaks these rules still works; it
+//! only costs faults per session, which `bench/compare.sh` reports.
+
+use crate::config::Config;
+use crate::session::{self, Buffers, Context};
+
+/// The prepared start of every session of one image.
+#[derive(Debug)]
+pub struct Template {
+    hello_tcp: Vec<u8>,
+    hello_unix: Vec<u8>,
+    bufs: Buffers,
+}
+
+impl Template {
+    /// The template for `cfg` on host `hostname`.
+    pub fn new(cfg: &Config, hostname: &str) -> Self {
+        Template {
+            hello_tcp: hello(cfg, hostname, b"\r\n"),
+            hello_unix: hello(cfg, hostname, b"\n"),
+            bufs: Buffers::new(cfg.limits.max_line_bytes as usize),
+        }
+    }
+
+    /// What a session reads from the parent.
+    pub fn context<'a>(&'a self, cfg: &'a Config) -> Context<'a> {
+        Context {
+            cfg,
+            hello_tcp: &self.hello_tcp,
+            hello_unix: &self.hello_unix,
+        }
+    }
+
+    /// The session's buffers, in a forked child.
+    ///
+    /// # Safety
+    /// Call once, in a child that never returns to the parent's code and
+    /// never drops the template: the copy shares the template's heap
+    /// buffers, and only one of the two may ever be used or dropped.
+    pub unsafe fn buffers(&self) -> Buffers {
+        // SAFETY: per the contract above, the original is never used again
+        // in this process; a bitwise copy writes no page, where `take()`
+        // would write into the template's page.
+        unsafe { std::ptr::read(&self.bufs) }
+    }
+
+    /// Runs the start-up self-test session (see [`session::Rehearsal`])
+    /// after giving back the start-up code pages, so that the pages the
+    /// parent keeps mapped are those of serving and of a session, which
+    /// children share.
+    pub fn rehearse(&self, cfg: &Config) {
+        let ctx = self.context(cfg);
+        let rehearsal = session::Rehearsal::prepare(&ctx);
+        let trimmed = crate::memory::trim();
+        log::debug!("gave back {trimmed} kB of start-up code pages");
+        if let Err(e) = rehearsal.and_then(|r| r.run(&ctx)) {
+            log::warn!("start-up self-test session failed: {e}");
+        }
+    }
+}
+
+fn hello(cfg: &Config, hostname: &str, eol: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(128);
+    v.extend_from_slice(
+        cfg.protocol
+            .greeting
+            .replace("{hostname}", hostname)
+            .as_bytes(),
+    );
+    v.extend_from_slice(eol);
+    v.extend_from_slice(cfg.protocol.prompt.as_bytes());
+    v
+}
