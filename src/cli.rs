@@ -1,4 +1,4 @@
-//! The command line: flags as SPEC.md pins them, dispatched to the server or
+//! The command line: flags as hostinfod(8) documents them, dispatched to the server or
 //! to a control command, with the exit status contract applied.
 
 use std::path::PathBuf;

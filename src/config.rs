@@ -1,6 +1,6 @@
 //! The configuration: TOML text in, a validated [`Config`] out.
 //!
-//! Every key is optional and has the default SPEC.md gives; unknown keys and
+//! Every key is optional and has the default hostinfod.toml(5) gives; unknown keys and
 //! sections are errors (`deny_unknown_fields`), and so are values that parse but
 //! make no sense (port 0, a relative socket path, a mode above 0777, a
 //! strftime format chrono cannot render). Errors carry the file, line and

@@ -2,7 +2,7 @@
 //!
 //! Every message is lowercase and names what failed: the file, key, address or
 //! errno. `main` prints `hostinfod: MESSAGE` on stderr and exits with
-//! [`Error::exit_code`], so the exit status contract of SPEC.md lives here, in
+//! [`Error::exit_code`], so the exit status contract of hostinfod(8) lives here, in
 //! one place.
 
 use std::io;
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use nix::errno::Errno;
 
-/// EX_USAGE would be 64; SPEC.md asks for 2, the convention of getopt tools.
+/// EX_USAGE would be 64; hostinfod(8) uses 2, the convention of getopt tools.
 pub const EXIT_USAGE: i32 = 2;
 /// EX_CONFIG from sysexits.h: systemd's `RestartPreventExitStatus=78` keys on it.
 pub const EXIT_CONFIG: i32 = 78;
@@ -119,7 +119,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit status SPEC.md assigns to this failure.
+    /// The process exit status hostinfod(8) gives this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::ConfigRead { .. } => EXIT_CONFIG,

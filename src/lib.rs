@@ -2,77 +2,72 @@
 //!
 //! It listens on TCP and Unix-domain sockets, forks one child per client,
 //! reaps children with waitpid, reloads on SIGHUP by re-executing itself in
-//! place, and answers a small line protocol (`date`, `who`, `cookie`, `motd`).
-//! The contract is SPEC.md; this page is the map of the code. Each module is
-//! one concern, as in OpenBSD's daemons; the pure ones (framing, protocol,
-//! config, strfile, utmp, text) take bytes and return values.
+//! place, and answers a small line protocol (`date`, `who`, `cookie`,
+//! `motd`). The man pages hostinfod(8) and hostinfod.toml(5) are its
+//! reference; this page is the map of the code.
+//!
+//! **Start here.** `main` hands the command line to [`cli`], which either
+//! answers at once (`-t`, `--print-config`), talks to a running daemon
+//! ([`control`]), or starts one: [`server::run`]. The server is a
+//! coordinator of owned parts, each a module with one concern — the
+//! listening sockets ([`listen`]), the live sessions and their reaping
+//! ([`reaper`]), every decision taken at accept time ([`admission`]), what
+//! the daemon publishes about itself ([`publish`]) and what every session
+//! starts from ([`template`]). Its poll loop waits on the listeners and a
+//! signalfd ([`signals`]); the parent is one thread, always, because it forks.
+//!
+//! **A session.** The parent accepts, asks [`admission`], forks; the child
+//! runs [`session`]: bytes are framed into lines ([`framing`]), each line is
+//! parsed and answered ([`protocol`]), and the replies come from
+//! [`commands`], one module per command, which read the system through pure
+//! readers ([`strfile`], [`utmp`]) and clean what they send ([`text`]).
+//!
+//! **A reload.** SIGHUP: the new configuration is loaded ([`config`]), the
+//! binary is checked and re-executed in place ([`reload`]), and what crosses
+//! the exec is one value ([`handover`]).
+//!
+//! The pure modules (framing, protocol, config, strfile, utmp, text,
+//! handover) take bytes and return values; they are property-tested and
+//! fuzzed. `ARCHITECTURE.md` has the same map with the path of a session
+//! and of a reload step by step.
 
 // ---- the command line and the daemon's life ----
 
-/// The command line: flags, dispatch, exit status.
 pub mod cli;
-/// `-s reload|stop|status`: talking to the running daemon.
 pub mod control;
-/// fork/setsid/fork, /dev/null, umask, and readiness reported to the launcher.
 pub mod daemon;
-/// Failure classes and their exit status.
 pub mod error;
-/// The `log` facade to stderr or syslog.
 pub mod log;
-/// sd_notify without libsystemd.
 pub mod notify;
-/// The locked pidfile.
 pub mod pidfile;
-/// Dropping root after binding.
 pub mod privileges;
-/// The status file `-s status` and `-s reload` read.
 pub mod status;
 
 // ---- the server ----
 
-/// Every decision taken at accept time.
 pub mod admission;
-/// Reads into uninitialised buffers, for the paths every session pays for.
 pub mod fdio;
-/// What crosses a reload's exec.
 pub mod handover;
-/// Binding and adopting listening sockets.
 pub mod listen;
-/// Giving back the pages of start-up code.
 pub mod memory;
-/// Who is on the other end of a connection.
 pub mod peer;
-/// Pidfile, status file, systemd notify and watchdog.
 pub mod publish;
-/// The live sessions and the one reaping path.
 pub mod reaper;
-/// The reload's binary check and exec.
 pub mod reload;
-/// The parent: its parts and its poll loop.
 pub mod server;
-/// One client's session in the forked child.
 pub mod session;
-/// Signals read from a signalfd.
 pub mod signals;
-/// What every session starts from; the copy-on-write economy.
 pub mod template;
 
 // ---- the protocol (pure) ----
 
-/// The configuration: TOML in, validated values out.
 pub mod config;
-/// Line framing with Telnet removed.
 pub mod framing;
-/// Command parsing and the replies.
 pub mod protocol;
-/// Making file text safe for a terminal.
 pub mod text;
 
 // ---- the commands and their readers ----
 
-/// One module per command that reads the system.
 pub mod commands;
-/// strfile `.dat` indexes and `%` files.
 pub mod strfile;
-/// utmp records and who(1) lines.
 pub mod utmp;

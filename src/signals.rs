@@ -14,7 +14,7 @@
 //!   four signals blocked across its exec on purpose: a SIGHUP that arrives
 //!   while the new image starts stays pending (it is not lost, and it does
 //!   not kill the process with the default action) and is read from the new
-//!   image's signalfd. [`install`] sets the mask explicitly, so every image
+//!   image's signalfd. [`Signals::install`] sets the mask explicitly, so every image
 //!   starts from the same state whatever it inherited.
 //! - Dispositions set to "ignore" survive exec too; handlers do not. We set
 //!   no handlers, so there is nothing to reset before the exec.
