@@ -56,100 +56,333 @@ impl Env {
 }
 
 /// The whole configuration, defaults filled in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Deserialized directly: each key's type validates it while the TOML is
+/// read (so its error carries the key's `FILE:LINE:COL`), each default is
+/// the function named beside the field, and [`Config::validate`] is left
+/// with what one key cannot say alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[listen]`
+    #[serde(default)]
     pub listen: Listen,
     /// `[daemon]`
+    #[serde(default)]
     pub daemon: Daemon,
     /// `[limits]`
+    #[serde(default)]
     pub limits: Limits,
     /// `[protocol]`
+    #[serde(default)]
     pub protocol: Protocol,
     /// `[commands]`
+    #[serde(default)]
     pub commands: Commands,
     /// `[log]`
+    #[serde(default)]
     pub log: Log,
-    /// True when `listen.tcp` was not set, so unusable default addresses are
-    /// skipped with a warning rather than being fatal. Not a key.
-    #[serde(skip)]
-    pub tcp_is_default: bool,
 }
 
 /// `[listen]`: what to serve on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Listen {
     /// TCP addresses, `host:port` with IPv6 in brackets.
-    pub tcp: Vec<String>,
+    #[serde(default = "default_tcp")]
+    pub tcp: Vec<TcpAddr>,
     /// Unix-domain socket paths.
+    #[serde(default = "default_unix")]
     pub unix: Vec<PathBuf>,
-    /// Octal permissions of the socket files.
-    pub unix_mode: String,
+    /// Permissions of the socket files.
+    #[serde(default = "default_unix_mode")]
+    pub unix_mode: Mode,
     /// listen(2) backlog.
+    #[serde(default = "default_backlog")]
     pub backlog: u32,
 }
 
 /// `[daemon]`: process identity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Daemon {
     /// Pidfile path; empty for none.
+    #[serde(default = "default_pid_file")]
     pub pid_file: PathBuf,
     /// User to drop to after binding (root only); empty for none.
+    #[serde(default)]
     pub user: String,
     /// Group to drop to; empty for the user's primary group.
+    #[serde(default)]
     pub group: String,
-    /// Octal umask set when daemonizing.
-    pub umask: String,
+    /// The process umask, in every mode.
+    #[serde(default = "default_umask")]
+    pub umask: Mode,
 }
 
 /// `[limits]`: what a client can take.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Concurrent sessions.
+    #[serde(default = "default_max_children")]
     pub max_children: u32,
     /// Concurrent sessions per client IP (Unix: per uid).
+    #[serde(default = "default_max_per_source")]
     pub max_per_source: u32,
     /// Seconds of silence before a session is closed.
+    #[serde(default = "default_idle_timeout")]
     pub idle_timeout_secs: u64,
     /// Seconds after which any session is closed.
+    #[serde(default = "default_session_timeout")]
     pub session_timeout_secs: u64,
     /// Longest accepted input line.
+    #[serde(default = "default_max_line")]
     pub max_line_bytes: u32,
     /// Seconds children get on SIGTERM before SIGKILL.
+    #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
 }
 
 /// `[protocol]`: the words around the replies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Protocol {
     /// First line sent; `{hostname}` is replaced.
+    #[serde(default = "default_greeting")]
     pub greeting: String,
     /// Sent without line end before each command; empty for none.
+    #[serde(default = "default_prompt")]
     pub prompt: String,
 }
 
 /// `[commands]`: where the replies come from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Commands {
-    /// strftime format for `date`, parsed once at load.
+    /// strftime format for `date`, checked as it is read.
+    #[serde(default = "default_date_format")]
     pub date_format: DateFormat,
     /// The utmp file `who` reads.
+    #[serde(default = "default_utmp")]
     pub utmp_file: PathBuf,
     /// Files concatenated by `motd`.
+    #[serde(default = "default_motd")]
     pub motd_files: Vec<PathBuf>,
     /// Fortune files or directories of them.
+    #[serde(default = "default_fortunes")]
     pub fortune_paths: Vec<PathBuf>,
 }
 
 /// `[log]`: where log records go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Log {
     /// auto, syslog or stderr.
+    #[serde(default = "default_destination")]
     pub destination: LogDestination,
     /// error, warn, info or debug.
+    #[serde(default = "default_level")]
     pub level: LogLevel,
-    /// syslog facility name.
-    pub facility: String,
+    /// syslog facility.
+    #[serde(default = "default_facility")]
+    pub facility: Facility,
+}
+
+// The defaults, in one place. Two depend on the environment (the runtime
+// directory follows the effective uid and $XDG_RUNTIME_DIR): they read the
+// [`Env`] that [`Config::parse`] sets for the length of one parse.
+
+thread_local! {
+    static PARSING_FOR: std::cell::RefCell<Option<Env>> = const { std::cell::RefCell::new(None) };
+}
+
+fn runtime_dir() -> PathBuf {
+    PARSING_FOR.with(|e| match &*e.borrow() {
+        Some(env) => env.runtime_dir(),
+        None => Env::current().runtime_dir(),
+    })
+}
+
+fn default_tcp() -> Vec<TcpAddr> {
+    ["127.0.0.1:2345", "[::1]:2345"]
+        .into_iter()
+        .filter_map(|a| a.parse().ok())
+        .map(|addr| TcpAddr {
+            addr,
+            built_in: true,
+        })
+        .collect()
+}
+fn default_unix() -> Vec<PathBuf> {
+    vec![runtime_dir().join("hostinfod.sock")]
+}
+fn default_unix_mode() -> Mode {
+    Mode(0o666)
+}
+fn default_backlog() -> u32 {
+    128
+}
+fn default_pid_file() -> PathBuf {
+    runtime_dir().join("hostinfod.pid")
+}
+fn default_umask() -> Mode {
+    Mode(0o022)
+}
+fn default_max_children() -> u32 {
+    256
+}
+fn default_max_per_source() -> u32 {
+    32
+}
+fn default_idle_timeout() -> u64 {
+    300
+}
+fn default_session_timeout() -> u64 {
+    3600
+}
+fn default_max_line() -> u32 {
+    1024
+}
+fn default_grace() -> u64 {
+    5
+}
+fn default_greeting() -> String {
+    "Welcome to hostinfod on {hostname}; type help for command list.".into()
+}
+fn default_prompt() -> String {
+    "Command? ".into()
+}
+fn default_date_format() -> DateFormat {
+    DateFormat::new("%a %b %e %H:%M:%S %Y")
+}
+fn default_utmp() -> PathBuf {
+    "/var/run/utmp".into()
+}
+fn default_motd() -> Vec<PathBuf> {
+    vec!["/run/motd.dynamic".into(), "/etc/motd".into()]
+}
+fn default_fortunes() -> Vec<PathBuf> {
+    vec!["/usr/share/games/fortunes".into()]
+}
+fn default_destination() -> LogDestination {
+    LogDestination::Auto
+}
+fn default_level() -> LogLevel {
+    LogLevel::Info
+}
+fn default_facility() -> Facility {
+    Facility("daemon".into())
+}
+
+/// Each section's defaults are those of an empty section.
+macro_rules! default_from_empty {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                toml::from_str("").unwrap_or_else(|e| panic!("defaults of {}: {e}", stringify!($t)))
+            }
+        }
+    )*};
+}
+default_from_empty!(Listen, Daemon, Limits, Protocol, Commands, Log);
+
+/// A TCP address to listen on.
+#[derive(Debug, Clone, Copy, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TcpAddr {
+    /// The address.
+    pub addr: SocketAddr,
+    /// One of the built-in defaults (not written in the file): skipped with
+    /// a warning, rather than fatal, on a host that lacks its family.
+    #[serde(skip)]
+    pub built_in: bool,
+}
+
+/// Addresses are equal when they name the same socket, however they were given.
+impl PartialEq for TcpAddr {
+    fn eq(&self, other: &Self) -> bool {
+        self.addr == other.addr
+    }
+}
+
+impl TryFrom<String> for TcpAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.parse::<SocketAddr>() {
+            Ok(sa) if sa.port() == 0 => Err(format!("{s:?}: port must be 1-65535")),
+            Ok(addr) => Ok(TcpAddr {
+                addr,
+                built_in: false,
+            }),
+            Err(_) => Err(format!(
+                "{s:?} is not an address as host:port (IPv6 as [addr]:port)"
+            )),
+        }
+    }
+}
+
+impl From<TcpAddr> for String {
+    fn from(a: TcpAddr) -> String {
+        a.addr.to_string()
+    }
+}
+
+/// Permission bits, written in octal (`"0666"`), at most `0777`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Mode(u32);
+
+impl Mode {
+    /// The bits.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<String> for Mode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        parse_mode(&s).map(Mode)
+    }
+}
+
+impl From<Mode> for String {
+    fn from(m: Mode) -> String {
+        format!("{:04o}", m.0)
+    }
+}
+
+/// A syslog facility name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Facility(String);
+
+impl Facility {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Facility {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if FACILITIES.contains(&s.as_str()) {
+            Ok(Facility(s))
+        } else {
+            Err(format!(
+                "unknown facility {s:?}, expected one of {}",
+                FACILITIES.join(", ")
+            ))
+        }
+    }
+}
+
+impl From<Facility> for String {
+    fn from(f: Facility) -> String {
+        f.0
+    }
 }
 
 /// `log.destination`.
@@ -196,83 +429,19 @@ pub const FACILITIES: &[&str] = &[
     "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
 ];
 
-// The raw, file-shaped mirror of the configuration: every key optional so that
-// defaults that depend on the environment (uid, XDG_RUNTIME_DIR) can be filled
-// in afterwards, and so that we know which keys were set explicitly.
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    listen: Option<RawListen>,
-    daemon: Option<RawDaemon>,
-    limits: Option<RawLimits>,
-    protocol: Option<RawProtocol>,
-    commands: Option<RawCommands>,
-    log: Option<RawLog>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawListen {
-    tcp: Option<Vec<String>>,
-    unix: Option<Vec<PathBuf>>,
-    unix_mode: Option<String>,
-    backlog: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDaemon {
-    pid_file: Option<PathBuf>,
-    user: Option<String>,
-    group: Option<String>,
-    umask: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_children: Option<u32>,
-    max_per_source: Option<u32>,
-    idle_timeout_secs: Option<u64>,
-    session_timeout_secs: Option<u64>,
-    max_line_bytes: Option<u32>,
-    shutdown_grace_secs: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProtocol {
-    greeting: Option<String>,
-    prompt: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCommands {
-    date_format: Option<String>,
-    utmp_file: Option<PathBuf>,
-    motd_files: Option<Vec<PathBuf>>,
-    fortune_paths: Option<Vec<PathBuf>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    destination: Option<LogDestination>,
-    level: Option<LogLevel>,
-    facility: Option<String>,
-}
-
 impl Config {
     /// The built-in defaults for this environment.
     pub fn defaults(env: &Env) -> Self {
-        Self::from_raw(RawConfig::default(), env)
+        Self::parse("", Path::new("(defaults)"), env)
+            .unwrap_or_else(|e| panic!("the built-in defaults do not validate: {e}"))
     }
 
     /// Parses and validates `text`, read from `file`.
     pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let previous = PARSING_FOR.with(|e| e.replace(Some(env.clone())));
+        let parsed: Result<Config, _> = toml::from_str(text);
+        PARSING_FOR.with(|e| e.replace(previous));
+        let config = parsed.map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let key = key_at(text, span.start);
             let message = match key {
@@ -281,7 +450,6 @@ impl Config {
             };
             located(file, text, span.start, message)
         })?;
-        let config = Self::from_raw(raw, env);
         config.validate().map_err(|(key, message)| {
             let offset = key_span(text, &key).unwrap_or(0);
             located(file, text, offset, format!("{key}: {message}"))
@@ -305,82 +473,11 @@ impl Config {
         Ok(Self::parse(&text, &path, env)?)
     }
 
-    fn from_raw(raw: RawConfig, env: &Env) -> Self {
-        let l = raw.listen.unwrap_or_default();
-        let d = raw.daemon.unwrap_or_default();
-        let m = raw.limits.unwrap_or_default();
-        let p = raw.protocol.unwrap_or_default();
-        let c = raw.commands.unwrap_or_default();
-        let g = raw.log.unwrap_or_default();
-        let run = env.runtime_dir();
-        let tcp_is_default = l.tcp.is_none();
-        Config {
-            listen: Listen {
-                tcp: l
-                    .tcp
-                    .unwrap_or_else(|| vec!["127.0.0.1:2345".into(), "[::1]:2345".into()]),
-                unix: l.unix.unwrap_or_else(|| vec![run.join("hostinfod.sock")]),
-                unix_mode: l.unix_mode.unwrap_or_else(|| "0666".into()),
-                backlog: l.backlog.unwrap_or(128),
-            },
-            daemon: Daemon {
-                pid_file: d.pid_file.unwrap_or_else(|| run.join("hostinfod.pid")),
-                user: d.user.unwrap_or_default(),
-                group: d.group.unwrap_or_default(),
-                umask: d.umask.unwrap_or_else(|| "0022".into()),
-            },
-            limits: Limits {
-                max_children: m.max_children.unwrap_or(256),
-                max_per_source: m.max_per_source.unwrap_or(32),
-                idle_timeout_secs: m.idle_timeout_secs.unwrap_or(300),
-                session_timeout_secs: m.session_timeout_secs.unwrap_or(3600),
-                max_line_bytes: m.max_line_bytes.unwrap_or(1024),
-                shutdown_grace_secs: m.shutdown_grace_secs.unwrap_or(5),
-            },
-            protocol: Protocol {
-                greeting: p.greeting.unwrap_or_else(|| {
-                    "Welcome to hostinfod on {hostname}; type help for command list.".into()
-                }),
-                prompt: p.prompt.unwrap_or_else(|| "Command? ".into()),
-            },
-            commands: Commands {
-                date_format: c
-                    .date_format
-                    .map_or_else(|| "%a %b %e %H:%M:%S %Y".into(), DateFormat::from),
-                utmp_file: c.utmp_file.unwrap_or_else(|| "/var/run/utmp".into()),
-                motd_files: c
-                    .motd_files
-                    .unwrap_or_else(|| vec!["/run/motd.dynamic".into(), "/etc/motd".into()]),
-                fortune_paths: c
-                    .fortune_paths
-                    .unwrap_or_else(|| vec!["/usr/share/games/fortunes".into()]),
-            },
-            log: Log {
-                destination: g.destination.unwrap_or(LogDestination::Auto),
-                level: g.level.unwrap_or(LogLevel::Info),
-                facility: g.facility.unwrap_or_else(|| "daemon".into()),
-            },
-            tcp_is_default,
-        }
-    }
-
-    /// Checks values that parse but make no sense. Returns the dotted key and the reason.
+    /// Checks what no single key's type can: ranges, paths that must be
+    /// absolute, keys that need each other. Returns the dotted key and the
+    /// reason.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let err = |k: &str, m: String| Err((k.to_string(), m));
-        for a in &self.listen.tcp {
-            match a.parse::<SocketAddr>() {
-                Ok(sa) if sa.port() == 0 => {
-                    return err("listen.tcp", format!("{a:?}: port must be 1-65535"));
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    return err(
-                        "listen.tcp",
-                        format!("{a:?} is not an address as host:port (IPv6 as [addr]:port)"),
-                    );
-                }
-            }
-        }
         for p in &self.listen.unix {
             check_abs_path("listen.unix", p)?;
             // sun_path holds 108 bytes including the terminating NUL.
@@ -391,7 +488,6 @@ impl Config {
                 );
             }
         }
-        parse_mode(&self.listen.unix_mode).map_err(|m| ("listen.unix_mode".to_string(), m))?;
         if self.listen.backlog == 0 {
             return err("listen.backlog", "must be at least 1".into());
         }
@@ -401,7 +497,6 @@ impl Config {
         if !self.daemon.group.is_empty() && self.daemon.user.is_empty() {
             return err("daemon.group", "needs daemon.user".into());
         }
-        parse_mode(&self.daemon.umask).map_err(|m| ("daemon.umask".to_string(), m))?;
         let l = &self.limits;
         for (k, v) in [
             ("limits.max_children", u64::from(l.max_children)),
@@ -444,26 +539,12 @@ impl Config {
                 return err(k, "must be at most 1024 bytes".into());
             }
         }
-        self.commands
-            .date_format
-            .validate()
-            .map_err(|m| ("commands.date_format".to_string(), m))?;
         check_abs_path("commands.utmp_file", &self.commands.utmp_file)?;
         for p in &self.commands.motd_files {
             check_abs_path("commands.motd_files", p)?;
         }
         for p in &self.commands.fortune_paths {
             check_abs_path("commands.fortune_paths", p)?;
-        }
-        if !FACILITIES.contains(&self.log.facility.as_str()) {
-            return err(
-                "log.facility",
-                format!(
-                    "unknown facility {:?}, expected one of {}",
-                    self.log.facility,
-                    FACILITIES.join(", ")
-                ),
-            );
         }
         Ok(())
     }
@@ -473,14 +554,14 @@ impl Config {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 
-    /// `listen.unix_mode` as a number (validated at load).
+    /// `listen.unix_mode` as a number.
     pub fn unix_mode(&self) -> u32 {
-        parse_mode(&self.listen.unix_mode).unwrap_or(0o666)
+        self.listen.unix_mode.bits()
     }
 
-    /// `daemon.umask` as a number (validated at load).
+    /// `daemon.umask` as a number.
     pub fn umask(&self) -> u32 {
-        parse_mode(&self.daemon.umask).unwrap_or(0o022)
+        self.daemon.umask.bits()
     }
 
     /// The status file path: beside the pidfile, or in the runtime directory
@@ -599,8 +680,9 @@ mod tests {
     #[test]
     fn empty_file_gives_defaults() {
         let c = parse("").expect("empty is valid");
-        assert_eq!(c.listen.tcp, vec!["127.0.0.1:2345", "[::1]:2345"]);
-        assert!(c.tcp_is_default);
+        let tcp: Vec<String> = c.listen.tcp.iter().map(|a| a.addr.to_string()).collect();
+        assert_eq!(tcp, vec!["127.0.0.1:2345", "[::1]:2345"]);
+        assert!(c.listen.tcp.iter().all(|a| a.built_in));
         assert_eq!(c.limits.max_line_bytes, 1024);
         assert_eq!(
             c.listen.unix,
@@ -675,7 +757,12 @@ mod tests {
         assert!(parse("[listen]\ntcp = [\"localhost\"]\n").is_err());
         assert!(parse("[listen]\ntcp = [\"[::1]:80\", \"0.0.0.0:1\"]\n").is_ok());
         let c = parse("[listen]\ntcp = []\n").expect("empty list");
-        assert!(!c.tcp_is_default);
+        assert!(c.listen.tcp.is_empty());
+        let c = parse("[listen]\ntcp = [\"127.0.0.1:2345\"]\n").expect("given");
+        assert!(
+            !c.listen.tcp[0].built_in,
+            "an address in the file is not a built-in one"
+        );
         assert!(parse("[listen]\nunix = [\"rel.sock\"]\n").is_err());
         let long = format!("[listen]\nunix = [\"/{}\"]\n", "a".repeat(120));
         assert!(parse(&long).is_err());
@@ -710,6 +797,19 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn a_date_format_whose_output_cannot_fit_is_rejected() {
+        let long = format!("[commands]\ndate_format = \"{}\"\n", "%A ".repeat(30));
+        let e = parse(&long).expect_err("too long");
+        assert!(
+            e.message.starts_with("commands.date_format:") && e.message.contains("at most 256"),
+            "{}",
+            e.message
+        );
+        assert_eq!((e.line, e.col), (2, 15));
+        assert!(parse("[commands]\ndate_format = \"%A %B %d %Y %H:%M:%S %Z\"\n").is_ok());
     }
 
     #[test]
@@ -763,11 +863,13 @@ mod tests {
             euid: 0,
             xdg_runtime_dir: None,
         };
-        let mut c = Config::parse(&uncommented, Path::new("/shipped.toml"), &root)
+        let c = Config::parse(&uncommented, Path::new("/shipped.toml"), &root)
             .expect("shipped file parses");
         let d = Config::defaults(&root);
-        assert!(!c.tcp_is_default, "every key was uncommented");
-        c.tcp_is_default = true;
+        assert!(
+            c.listen.tcp.iter().all(|a| !a.built_in),
+            "every key was uncommented"
+        );
         assert_eq!(c, d);
         let keys = uncommented
             .lines()

@@ -226,17 +226,14 @@ pub fn set_cloexec(raw: RawFd) -> nix::Result<()> {
 pub fn bind_configured(cfg: &crate::config::Config, skip: &[Addr]) -> Result<Vec<Listener>> {
     let mut out = Vec::new();
     for a in &cfg.listen.tcp {
-        let Ok(sa) = a.parse::<SocketAddr>() else {
-            continue; // validated at load; unreachable in practice
-        };
+        let sa = a.addr;
         if skip.contains(&Addr::Tcp(sa)) {
             continue;
         }
         match bind_tcp(sa, cfg.listen.backlog) {
             Ok(l) => out.push(l),
             Err(Error::Listen { source, .. })
-                if cfg.tcp_is_default
-                    && matches!(source, Errno::EAFNOSUPPORT | Errno::EADDRNOTAVAIL) =>
+                if a.built_in && matches!(source, Errno::EAFNOSUPPORT | Errno::EADDRNOTAVAIL) =>
             {
                 log::warn!("skipping default address tcp {sa}: {source}");
             }
@@ -281,7 +278,7 @@ pub fn configured(cfg: &crate::config::Config) -> Vec<Addr> {
     cfg.listen
         .tcp
         .iter()
-        .filter_map(|a| a.parse().ok().map(Addr::Tcp))
+        .map(|a| Addr::Tcp(a.addr))
         .chain(cfg.listen.unix.iter().cloned().map(Addr::Unix))
         .collect()
 }

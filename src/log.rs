@@ -192,7 +192,7 @@ fn syslog_logger(cfg: &Config) -> std::io::Result<Logger> {
     Ok(Logger::Syslog {
         sock,
         path,
-        facility: facility_code(&cfg.log.facility),
+        facility: facility_code(cfg.log.facility.as_str()),
     })
 }
 

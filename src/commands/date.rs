@@ -58,6 +58,31 @@ impl DateFormat {
         self.uses_zone
     }
 
+    /// An upper bound of the format's output: rendered at a moment whose
+    /// names are the longest (a Wednesday in September), with room for the
+    /// longest zone names where the format shows the zone.
+    pub fn longest(&self) -> usize {
+        use chrono::TimeZone as _;
+        if !self.valid {
+            return 0;
+        }
+        let Some(t) = chrono::Utc
+            .with_ymd_and_hms(2026, 9, 30, 23, 59, 59)
+            .single()
+        else {
+            return 0;
+        };
+        let zones = StrftimeItems::new(&self.text)
+            .filter(|i| matches!(i, Item::Fixed(spec) if is_zone(spec)))
+            .count();
+        let mut out = String::new();
+        let _ = std::fmt::Write::write_fmt(
+            &mut out,
+            format_args!("{}", t.format_with_items(StrftimeItems::new(&self.text))),
+        );
+        out.len() + zones * 8
+    }
+
     /// Checks that chrono can render the format.
     pub fn validate(&self) -> Result<(), String> {
         if self.valid {
@@ -77,6 +102,24 @@ impl From<&str> for DateFormat {
 impl From<String> for DateFormat {
     fn from(text: String) -> Self {
         DateFormat::new(text)
+    }
+}
+
+/// Read from the configuration as a string, checked as it is read: chrono
+/// must be able to render it, and its longest output must fit the 256
+/// bytes a reply gives it (longer output would be cut).
+impl<'de> serde::Deserialize<'de> for DateFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f = DateFormat::new(String::deserialize(d)?);
+        f.validate().map_err(serde::de::Error::custom)?;
+        let longest = f.longest();
+        if longest > MAX_OUTPUT {
+            return Err(serde::de::Error::custom(format!(
+                "{:?} can print up to {longest} bytes; at most {MAX_OUTPUT} fit",
+                f.text
+            )));
+        }
+        Ok(f)
     }
 }
 
@@ -158,9 +201,12 @@ pub fn push_formatted(fmt: &str, t: i64, out: &mut Vec<u8>) {
     push_local(fmt, uses_zone(fmt), t, out);
 }
 
+/// The most bytes of formatted time a reply holds.
+pub const MAX_OUTPUT: usize = 256;
+
 #[unsafe(link_section = ".text.hot.hostinfod")]
 fn push_local(fmt: &str, uses_zone: bool, t: i64, out: &mut Vec<u8>) {
-    let mut buf = [0u8; 256];
+    let mut buf = [0u8; MAX_OUTPUT];
     let mut w = Fixed::new(&mut buf);
     write_local(fmt, uses_zone, t, &mut w);
     crate::text::push_clean(out, w.as_bytes());
