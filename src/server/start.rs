@@ -162,7 +162,7 @@ impl Server {
             env!("CARGO_PKG_VERSION"),
             std::process::id()
         );
-        Ok(finish(
+        Ok(finish(Parts {
             cfg,
             env,
             launch,
@@ -170,7 +170,7 @@ impl Server {
             listeners,
             reaper,
             publication,
-        ))
+        }))
     }
 
     /// An image started by a reload: everything adopted from `h`.
@@ -232,7 +232,7 @@ impl Server {
             "reloaded (generation {}) in {reload_ms:.1} ms",
             h.generation
         );
-        Ok(finish(
+        Ok(finish(Parts {
             cfg,
             env,
             launch,
@@ -240,12 +240,12 @@ impl Server {
             listeners,
             reaper,
             publication,
-        ))
+        }))
     }
 }
 
-/// The part both starts share: assemble, publish, rehearse.
-fn finish(
+/// What each start brings to [`finish`].
+struct Parts {
     cfg: Config,
     env: Env,
     launch: Launch,
@@ -253,7 +253,19 @@ fn finish(
     listeners: Vec<Listener>,
     reaper: Reaper,
     publication: Publication,
-) -> Server {
+}
+
+/// The part both starts share: assemble, publish, rehearse.
+fn finish(parts: Parts) -> Server {
+    let Parts {
+        cfg,
+        env,
+        launch,
+        signals,
+        listeners,
+        reaper,
+        publication,
+    } = parts;
     if listeners.is_empty() {
         log::warn!("no listening address configured: serving nobody");
     }
