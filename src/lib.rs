@@ -25,6 +25,8 @@ pub mod notify;
 pub mod pidfile;
 /// Dropping root after binding.
 pub mod privileges;
+/// Runtime directories checked like StrictModes, files written without following links.
+pub mod runtime;
 /// The status file `-s status` and `-s reload` read.
 pub mod status;
 

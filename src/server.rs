@@ -129,6 +129,7 @@ pub fn run(mut opts: Options) -> Result<()> {
         None => std::env::current_exe().map_err(|e| Error::file("/proc/self/exe", e))?,
     };
     let daemonized = !opts.foreground;
+    crate::daemon::set_umask(cfg.umask());
     let mut readiness = if daemonized && inherited.is_none() {
         crate::daemon::daemonize(cfg.umask(), &reload::listen_fds())?
     } else {
@@ -189,16 +190,10 @@ impl Server {
             .unwrap_or_else(|_| "localhost".into());
         crate::commands::date::warm_up();
 
-        // Directories we create are ours to hand to the unprivileged user.
-        let mut created_dirs: Vec<PathBuf> = Vec::new();
-        let mut note_dir = |p: &Path| {
-            if let Some(d) = p.parent()
-                && !d.exists()
-                && !created_dirs.iter().any(|c| c == d)
-            {
-                created_dirs.push(d.to_path_buf());
-            }
-        };
+        // Runtime directories, the pidfile and socket files are checked and
+        // created by runtime.rs, pidfile.rs and listen.rs, and given to the
+        // unprivileged user as they are created, through descriptors.
+        crate::runtime::set_owner(target.as_ref().map(|t| (t.uid.as_raw(), t.gid.as_raw())));
 
         // Pidfile first: a second instance must say "already running", not
         // fail on an address the first one holds.
@@ -207,10 +202,7 @@ impl Server {
             // SAFETY: the previous image passed this fd for us to own.
             (Some(fd), _) => Some(unsafe { Pidfile::adopt(fd, &cfg.daemon.pid_file) }?),
             (None, true) => None,
-            (None, false) => {
-                note_dir(&cfg.daemon.pid_file);
-                Some(Pidfile::acquire(&cfg.daemon.pid_file)?)
-            }
+            (None, false) => Some(Pidfile::acquire(&cfg.daemon.pid_file)?),
         };
 
         // Listeners: handed over by the previous image, passed by systemd,
@@ -234,9 +226,6 @@ impl Server {
             listeners.push(l);
         }
         if !activated && inherited.is_none() {
-            for p in &cfg.listen.unix {
-                note_dir(p);
-            }
             listeners = listen::bind_configured(&cfg, &[])?;
         }
         if listeners.is_empty() {
@@ -244,17 +233,6 @@ impl Server {
         }
 
         if let Some(t) = &target {
-            let files = listeners
-                .iter()
-                .filter_map(|l| l.owned_path().map(Path::to_path_buf));
-            for p in created_dirs
-                .iter()
-                .cloned()
-                .chain(pidfile.iter().map(|p| p.path().to_path_buf()))
-                .chain(files)
-            {
-                privileges::chown(&p, t);
-            }
             privileges::drop_to(t)?;
             log::info!("running as user {} (uid {}, gid {})", t.name, t.uid, t.gid);
         }
@@ -756,6 +734,7 @@ impl Server {
     fn prepare_reload(&mut self, hup_at: u64) -> std::result::Result<(), String> {
         let new =
             Config::load(self.opts.config.as_deref(), &self.env).map_err(|e| e.to_string())?;
+        crate::runtime::check_config(&new, &self.env).map_err(|e| e.to_string())?;
         if (&new.daemon.user, &new.daemon.group) != (&self.cfg.daemon.user, &self.cfg.daemon.group)
         {
             log::warn!(
