@@ -15,12 +15,12 @@
 //! clients, a pidfile of theirs makes `-s stop` signal a process of theirs.
 //!
 //! The check walks the path from `/` with `openat(O_PATH|O_NOFOLLOW)`, one
-//! component at a time, so what is checked is what is used: the [`Dir`] it
+//! component at a time, so what is checked is what is used: the `Dir` it
 //! returns holds the last directory open, and files are created relative to
 //! that descriptor. A directory that is missing is created with a fixed mode
 //! whatever the umask (0700 for an unprivileged daemon, 0755 as root, so that
 //! clients can reach the sockets), and as root it is handed to the daemon's
-//! user ([`set_owner`]) through its descriptor.
+//! user (`set_owner`) through its descriptor.
 //!
 //! No write follows a symbolic link: a file is replaced by writing a fresh
 //! temporary name created with `O_CREAT|O_EXCL|O_NOFOLLOW` and renaming it
@@ -392,9 +392,19 @@ impl Dir {
             flags,
             Mode::from_bits_truncate(mode as nix::libc::mode_t),
         )
-        .map_err(|e| match e {
-            Errno::ELOOP => untrusted(&at, "is a symbolic link (not followed)"),
-            e => nix_file(&at, e),
+        .map_err(|e| {
+            // Say what is in the way rather than the errno: in a sticky
+            // directory the kernel answers EACCES, not ELOOP, for another
+            // user's symbolic link.
+            match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) if is(&st, SFlag::S_IFLNK) => {
+                    untrusted(&at, "is a symbolic link (not followed)")
+                }
+                Ok(st) => check_file(&at, &st, trust)
+                    .err()
+                    .unwrap_or_else(|| nix_file(&at, e)),
+                Err(_) => nix_file(&at, e),
+            }
         })?;
         let st = fstat(&fd).map_err(|e| nix_file(&at, e))?;
         check_file(&at, &st, trust)?;
