@@ -531,34 +531,49 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 /// the complement of `mode`, and as root with a daemon user the effective
 /// group is theirs, and the effective user too when the directory is
 /// theirs. Nothing is changed by path afterwards.
-pub fn create_as_owner<T>(dir: &Dir, mode: u32, f: impl FnOnce() -> nix::Result<T>) -> Result<T> {
+pub fn create_as_owner<T>(
+    dir: &Dir,
+    mode: u32,
+    mut f: impl FnMut() -> nix::Result<T>,
+) -> Result<T> {
     let swap = owner().filter(|_| geteuid().is_root());
     let old_mask = umask(Mode::from_bits_truncate(
         (!mode & 0o777) as nix::libc::mode_t,
     ));
+    let out = match swap {
+        None => Ok(f()),
+        Some((u, g)) => as_owner(dir, u, g, &mut f),
+    };
+    umask(old_mask);
+    out?.map_err(|e| nix_file(dir.path(), e))
+}
+
+/// The root half of [`create_as_owner`]: `f` with the daemon user's group,
+/// and as that user when the directory is theirs. The outer Err is a failure
+/// to become root again, after which the process must not go on.
+fn as_owner<T>(
+    dir: &Dir,
+    u: Uid,
+    g: Gid,
+    f: &mut impl FnMut() -> nix::Result<T>,
+) -> Result<nix::Result<T>> {
     let old_gid = getegid();
-    let mut as_user = false;
-    let mut became: nix::Result<()> = Ok(());
-    if let Some((u, g)) = swap {
-        became = setegid(g);
-        if became.is_ok() && dir.uid() == u.as_raw() {
-            became = seteuid(u);
-            as_user = became.is_ok();
+    if let Err(e) = setegid(g) {
+        return Ok(Err(e));
+    }
+    let mut out = None;
+    if dir.uid() == u.as_raw() {
+        let r = seteuid(u).and_then(|()| f());
+        seteuid(Uid::from_raw(0)).map_err(|e| Error::sys("seteuid 0", e))?;
+        // EACCES: the user cannot reach its directory (a parent only root
+        // may search); then root creates the file, still in their group.
+        if !matches!(r, Err(Errno::EACCES)) {
+            out = Some(r);
         }
     }
-    let out = became.and_then(|()| f());
-    // Back to root before anything else happens; failing that, the process
-    // must not go on half-privileged.
-    let mut restored = Ok(());
-    if as_user {
-        restored = seteuid(Uid::from_raw(0));
-    }
-    if swap.is_some() {
-        restored = restored.and_then(|()| setegid(old_gid));
-    }
-    umask(old_mask);
-    restored.map_err(|e| Error::sys("restoring the effective uid/gid", e))?;
-    out.map_err(|e| nix_file(dir.path(), e))
+    let out = out.unwrap_or_else(f);
+    setegid(old_gid).map_err(|e| Error::sys(format!("setegid {old_gid}"), e))?;
+    Ok(out)
 }
 
 /// Sets the mode of the Unix socket file at `path` (a reload changed

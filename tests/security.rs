@@ -1046,3 +1046,19 @@ fn reload_into_an_untrusted_runtime_directory_is_rejected() {
     );
     drop(d);
 }
+
+#[test]
+fn reload_changes_the_socket_mode_through_a_descriptor() {
+    let s = common::Setup::new("");
+    let d = s.start();
+    let mode = |p: &Path| std::fs::symlink_metadata(p).expect("socket").mode() & 0o7777;
+    assert_eq!(mode(&s.sock), 0o666, "unix_mode at bind");
+    s.write_raw(
+        &s.base()
+            .replace("\n\n[daemon]", "\nunix_mode = \"0600\"\n\n[daemon]"),
+    );
+    let (code, out, err) = s.run(&["-s", "reload"]);
+    assert_eq!(code, 0, "{out:?} {err:?}");
+    assert_eq!(mode(&s.sock), 0o600, "unix_mode after the reload");
+    drop(d);
+}
