@@ -7,6 +7,11 @@
 //! the status file until the daemon has acted on it: exit 0 when the new
 //! generation serves, 1 with the daemon's own reason when it rejected the
 //! reload, 1 after 10 s without an answer.
+//!
+//! Nothing is signalled on the word of a pidfile that could have been
+//! planted: [`pidfile::find_daemon`] accepts it only in a directory that
+//! passes the runtime checks, owned by root or the daemon's user, and only
+//! when the pid it names holds its lock.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -40,13 +45,13 @@ fn running_pid(cfg: &Config) -> Result<i32> {
             detail: Some("daemon.pid_file is \"\", so the daemon cannot be found".into()),
         });
     }
-    if !pidfile::is_locked(path) {
-        return Err(Error::NotRunning {
-            detail: Some(format!("no daemon holds {}", path.display())),
-        });
-    }
-    pidfile::read_pid(path).ok_or_else(|| Error::NotRunning {
-        detail: Some(format!("{} holds no pid", path.display())),
+    // The configured daemon.user owns the daemon's files when root starts
+    // it; numeric or unknown names add nobody to those trusted.
+    let user = Some(cfg.daemon.user.as_str())
+        .filter(|u| !u.is_empty())
+        .and_then(|u| crate::runtime::passwd_uid(u).or_else(|| u.parse().ok()));
+    pidfile::find_daemon(path, user)?.map_err(|detail| Error::NotRunning {
+        detail: Some(detail),
     })
 }
 
@@ -148,13 +153,15 @@ fn show_status(cfg: &Config, env: &Env) -> Result<()> {
                 Error::NotRunning { detail: Some(d) } => {
                     println!("hostinfod is not running ({d})")
                 }
-                e => println!("hostinfod is not running: {e}"),
+                Error::NotRunning { detail: None } => println!("hostinfod is not running"),
+                // A pidfile that cannot be trusted: refused, status 1.
+                e => return Err(e),
             }
             return Err(Error::Exit(EXIT_NOT_RUNNING));
         }
     };
     let path = cfg.status_file(env);
-    match std::fs::read_to_string(&path) {
+    match status::read_text(&path) {
         Ok(text) => print!("{text}"),
         Err(e) => println!("pid={pid}\n# status file {}: {e}", path.display()),
     }

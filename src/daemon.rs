@@ -63,16 +63,20 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { nix::libc::_exit(code) }
 }
 
-/// Creates the directory that will hold `path` (a pidfile, a socket) when it
-/// is missing, with its parents, as mkdir -p does.
+/// Checks the directory that will hold `path` (a pidfile, a socket), and
+/// creates it when missing, with its parents, as mkdir -p does, but with a
+/// fixed mode and refusing a directory another user could write (see
+/// runtime.rs).
 pub fn ensure_parent_dir(path: &std::path::Path) -> Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::DirBuilder::new()
-            .recursive(true)
-            .create(dir)
-            .map_err(|e| Error::file(dir, e)),
-        _ => Ok(()),
-    }
+    let (dir, _) = crate::runtime::split(path)?;
+    crate::runtime::open_dir(dir, &crate::runtime::Trust::daemon(), true).map(drop)
+}
+
+/// Sets `daemon.umask`. Called in every mode, the foreground (`-f`, how
+/// systemd runs it) included, before any file is created, so the files'
+/// modes never depend on the shell that started the daemon.
+pub fn set_umask(bits: u32) {
+    umask(Mode::from_bits_truncate(bits as nix::libc::mode_t));
 }
 
 /// Closes every fd above 2 except those in `keep`.
@@ -91,11 +95,6 @@ fn close_inherited(keep: &[RawFd]) {
             unsafe { nix::libc::close(fd) };
         }
     }
-}
-
-/// Sets the process umask (`daemon.umask`), in every mode.
-pub fn set_umask(bits: u32) {
-    umask(Mode::from_bits_truncate(bits as nix::libc::mode_t));
 }
 
 /// Detaches from the terminal and the launching process. Returns in the
@@ -120,7 +119,7 @@ pub fn daemonize(umask_bits: u32, keep: &[RawFd]) -> Result<Readiness> {
                 ForkResult::Child => {}
             }
             chdir("/").map_err(|e| Error::sys("chdir /", e))?;
-            umask(Mode::from_bits_truncate(umask_bits as nix::libc::mode_t));
+            set_umask(umask_bits);
             let null = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)

@@ -66,6 +66,16 @@ pub enum Error {
         /// What is in the way.
         reason: String,
     },
+    /// A runtime directory or file fails the ownership and permission
+    /// checks (see runtime.rs), or a control command found a pidfile it
+    /// cannot trust: nothing is created there and nothing is signalled.
+    #[error("{}: {reason}; refusing to use it", path.display())]
+    Untrusted {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Another instance holds the pidfile lock.
     #[error("already running (pid {pid})")]
     AlreadyRunning {

@@ -41,6 +41,7 @@ pub mod log;
 pub mod notify;
 pub mod pidfile;
 pub mod privileges;
+pub mod runtime;
 pub mod status;
 
 // ---- the server ----

@@ -9,7 +9,6 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -20,6 +19,7 @@ use nix::sys::socket::{
 };
 
 use crate::error::{Error, Result};
+use crate::runtime::{self, Trust};
 
 /// What a listener listens on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -119,11 +119,17 @@ fn backlog_of(n: u32) -> Backlog {
 }
 
 /// Binds and listens on a Unix-domain socket path with permissions `mode`.
+///
+/// The directory is checked first (see runtime.rs), and the socket file gets
+/// its mode, and as root with `daemon.user` its owner, from the `bind()`
+/// that creates it ([`runtime::create_as_owner`]): nothing is changed by
+/// path afterwards, where a symlink swapped in meanwhile would redirect it.
 pub fn bind_unix(path: &Path, backlog: u32, mode: u32) -> Result<Listener> {
     let shown = Addr::Unix(path.to_path_buf());
     let e = |source| listen_err(&shown, source);
-    crate::daemon::ensure_parent_dir(path)?;
-    clear_stale(path)?;
+    let (dir, name) = runtime::split(path)?;
+    let dir = runtime::open_dir(dir, &Trust::daemon(), true)?;
+    clear_stale(&dir, name, path)?;
     let fd = socket(
         AddressFamily::Unix,
         SockType::Stream,
@@ -132,11 +138,14 @@ pub fn bind_unix(path: &Path, backlog: u32, mode: u32) -> Result<Listener> {
     )
     .map_err(e)?;
     let sa = UnixAddr::new(path).map_err(e)?;
-    bind(fd.as_raw_fd(), &sa).map_err(e)?;
-    // bind created the file with the umask applied; set the configured mode
-    // before anyone can be told we are ready.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|err| Error::file(path, err))?;
+    runtime::create_as_owner(&dir, mode, || bind(fd.as_raw_fd(), &sa)).map_err(
+        |err| match err {
+            Error::File { source, .. } => {
+                e(source.raw_os_error().map_or(Errno::EIO, Errno::from_raw))
+            }
+            other => other,
+        },
+    )?;
     listen(&fd, backlog_of(backlog)).map_err(e)?;
     Ok(Listener {
         fd,
@@ -145,14 +154,21 @@ pub fn bind_unix(path: &Path, backlog: u32, mode: u32) -> Result<Listener> {
     })
 }
 
-/// Removes a socket file left by a dead process; refuses anything else.
-fn clear_stale(path: &Path) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(Error::file(path, err)),
+/// Removes a socket file left by a dead process; refuses anything else (a
+/// symbolic link included: it is neither followed nor removed).
+fn clear_stale(dir: &runtime::Dir, name: &std::ffi::OsStr, path: &Path) -> Result<()> {
+    let Some(st) = dir.stat(name)? else {
+        return Ok(());
     };
-    if !meta.file_type().is_socket() {
+    let kind =
+        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT;
+    if kind == nix::sys::stat::SFlag::S_IFLNK {
+        return Err(Error::UnixPathBusy {
+            path: path.to_path_buf(),
+            reason: "a symbolic link is in the way (not followed, not removed)".into(),
+        });
+    }
+    if kind != nix::sys::stat::SFlag::S_IFSOCK {
         return Err(Error::UnixPathBusy {
             path: path.to_path_buf(),
             reason: "a file that is not a socket is in the way (not removed)".into(),
@@ -163,9 +179,7 @@ fn clear_stale(path: &Path) -> Result<()> {
             path: path.to_path_buf(),
             reason: "another process is listening on it".into(),
         }),
-        Err(err) if err.raw_os_error() == Some(Errno::ECONNREFUSED as i32) => {
-            std::fs::remove_file(path).map_err(|err| Error::file(path, err))
-        }
+        Err(err) if err.raw_os_error() == Some(Errno::ECONNREFUSED as i32) => dir.remove(name),
         Err(err) => Err(Error::file(path, err)),
     }
 }
@@ -268,8 +282,11 @@ pub fn remove_socket_files(listeners: &[Listener]) {
 /// file mode, to a listener that is kept.
 pub fn reconfigure(l: &Listener, backlog: u32, mode: u32) {
     let _ = listen(&l.fd, backlog_of(backlog));
-    if let Addr::Unix(p) = &l.addr {
-        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+    if let Addr::Unix(p) = &l.addr
+        && l.owns_path
+        && let Err(e) = runtime::chmod_socket(p, mode)
+    {
+        log::warn!("cannot set listen.unix_mode on {}: {e}", p.display());
     }
 }
 

@@ -11,16 +11,18 @@
 //! released in between. Children close their copy right after fork, so a
 //! session outliving a dead parent cannot keep the lock.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::sys::stat::{Mode, fstat};
 
 use crate::error::{Error, Result};
+use crate::runtime::{self, Trust};
 
 /// A held pidfile. Dropping it in the process that took it removes the
 /// file (while the lock is still held), so a start that fails after taking
@@ -35,23 +37,21 @@ pub struct Pidfile {
 }
 
 impl Pidfile {
-    /// Creates or opens `path`, takes the lock, writes our pid.
+    /// Creates or opens `path` in a checked runtime directory (see
+    /// runtime.rs), takes the lock, writes our pid. The file is opened
+    /// without following a symbolic link and must be a regular file with one
+    /// link, owned by root or the daemon's user: it is written in place, so a
+    /// link planted there would have us overwrite another file.
     pub fn acquire(path: &Path) -> Result<Self> {
-        crate::daemon::ensure_parent_dir(path)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| Error::file(path, e))?;
+        let (dir, name) = runtime::split(path)?;
+        let trust = Trust::daemon();
+        let dir = runtime::open_dir(dir, &trust, true)?;
+        let file = dir.open_regular(name, &trust, 0o644)?;
         let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(l) => l,
-            Err((_, Errno::EWOULDBLOCK)) => {
+            Err((file, Errno::EWOULDBLOCK)) => {
                 return Err(Error::AlreadyRunning {
-                    pid: read_pid(path).unwrap_or(0),
+                    pid: pid_in(&file).unwrap_or(0),
                 });
             }
             Err((_, e)) => return Err(Error::sys(format!("flock {}", path.display()), e)),
@@ -61,6 +61,12 @@ impl Pidfile {
             path: path.to_path_buf(),
             owner: std::process::id(),
         };
+        // Root hands the file to the daemon's user, who removes it at exit;
+        // through the descriptor, never by path.
+        if let Some((u, g)) = runtime::owner().filter(|_| nix::unistd::geteuid().is_root()) {
+            nix::unistd::fchown(&*pf.lock, Some(u), Some(g))
+                .map_err(|e| Error::sys(format!("fchown {}", path.display()), e))?;
+        }
         // 0644 whatever the daemon's umask (or an older file's mode), so
         // unprivileged tools can read the pid.
         pf.lock
@@ -141,14 +147,10 @@ impl Drop for Pidfile {
     }
 }
 
-/// Reads the pid from a pidfile.
-pub fn read_pid(path: &Path) -> Option<i32> {
+/// The pid on the first line of an open pidfile.
+fn pid_in(f: &File) -> Option<i32> {
     let mut s = String::new();
-    File::open(path)
-        .ok()?
-        .take(64)
-        .read_to_string(&mut s)
-        .ok()?;
+    f.take(64).read_to_string(&mut s).ok()?;
     s.lines()
         .next()?
         .trim()
@@ -157,15 +159,146 @@ pub fn read_pid(path: &Path) -> Option<i32> {
         .filter(|&p: &i32| p > 0)
 }
 
-/// True if someone holds the lock on `path`: a daemon runs.
+fn open_nofollow(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+}
+
+/// Reads the pid from a pidfile (never through a symbolic link).
+pub fn read_pid(path: &Path) -> Option<i32> {
+    pid_in(&open_nofollow(path)?)
+}
+
+/// True if someone holds the lock on `path` (never through a symbolic link).
 pub fn is_locked(path: &Path) -> bool {
-    let Ok(f) = File::open(path) else {
+    let Some(f) = open_nofollow(path) else {
         return false;
     };
     match Flock::lock(f, FlockArg::LockSharedNonblock) {
         Ok(_) => false,
         Err((_, e)) => e == Errno::EWOULDBLOCK,
     }
+}
+
+/// Finds the daemon that holds the pidfile `path`, for `-s stop|reload|status`.
+///
+/// Ok(Ok(pid)) only when everything checks out: the pidfile's directory
+/// passes the runtime checks, the file is a regular file (not followed
+/// through a symbolic link) owned by root or the daemon's user, it is
+/// locked, and the pid it names holds that lock (per /proc/locks). Ok(Err)
+/// says why no daemon runs; Err is a pidfile that cannot be trusted, which
+/// the caller reports without signalling anything.
+///
+/// The daemon's user is the caller, `daemon_user` (the configured
+/// `daemon.user`), and, when the caller is root, whoever holds the lock:
+/// root may signal the daemon run by a service user, whose directory
+/// /run/hostinfod is, but only the process that really holds the lock.
+pub fn find_daemon(
+    path: &Path,
+    daemon_user: Option<u32>,
+) -> Result<std::result::Result<i32, String>> {
+    let not_running = |why: String| Ok(Err(why));
+    let (dir, name) = runtime::split(path)?;
+    let mut trust = Trust::daemon();
+    if let Some(u) = daemon_user {
+        trust.add(u);
+    }
+    if nix::unistd::geteuid().is_root()
+        && let Ok(meta) = std::fs::symlink_metadata(path)
+    {
+        for pid in lock_holders(meta.dev(), meta.ino()) {
+            if let Some(uid) = uid_of(pid) {
+                trust.add(uid);
+            }
+        }
+    }
+    let dir = match runtime::open_dir(dir, &trust, false) {
+        Ok(d) => d,
+        Err(Error::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return not_running(format!("no daemon holds {}", path.display()));
+        }
+        Err(e) => return Err(e),
+    };
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let fd = match nix::fcntl::openat(dir.fd(), name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return not_running(format!("no daemon holds {}", path.display())),
+        Err(Errno::ELOOP) => {
+            return Err(Error::Untrusted {
+                path: path.to_path_buf(),
+                reason: "is a symbolic link (not followed)".into(),
+            });
+        }
+        Err(e) => return Err(Error::sys(format!("open {}", path.display()), e)),
+    };
+    let st = fstat(&fd).map_err(|e| Error::sys(format!("fstat {}", path.display()), e))?;
+    runtime::check_file(path, &st, &trust)?;
+    let file = File::from(fd);
+    let pid = pid_in(&file);
+    // Probing with a shared lock: taken means nobody holds it.
+    let file = match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_) => return not_running(format!("no daemon holds {}", path.display())),
+        Err((f, Errno::EWOULDBLOCK)) => f,
+        Err((_, e)) => return Err(Error::sys(format!("flock {}", path.display()), e)),
+    };
+    drop(file);
+    let Some(pid) = pid else {
+        return not_running(format!("{} holds no pid", path.display()));
+    };
+    let holders = lock_holders(st.st_dev, st.st_ino);
+    if !holders.contains(&pid) {
+        let by = match holders.as_slice() {
+            [] => "an unknown process".to_string(),
+            h => format!(
+                "pid {}",
+                h.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        return Err(Error::Untrusted {
+            path: path.to_path_buf(),
+            reason: format!("names pid {pid}, but its lock is held by {by}; nothing signalled"),
+        });
+    }
+    Ok(Ok(pid))
+}
+
+/// The pids holding a flock on the file (dev, ino), from /proc/locks.
+fn lock_holders(dev: u64, ino: u64) -> Vec<i32> {
+    let Ok(text) = std::fs::read_to_string("/proc/locks") else {
+        return Vec::new();
+    };
+    let want = format!(
+        "{:02x}:{:02x}:{ino}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    );
+    text.lines()
+        .filter_map(|l| {
+            // "1: FLOCK  ADVISORY  WRITE 10680 fe:00:5317484 0 EOF"; waiters
+            // carry "->" after the number and hold nothing.
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                [_, "FLOCK", _, _, pid, id, ..] if *id == want => pid.parse().ok(),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The real uid of a process.
+fn uid_of(pid: i32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 /// How the last reload went.
@@ -77,25 +76,41 @@ impl Status {
         s
     }
 
-    /// Writes the file atomically.
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("status.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(self.render().as_bytes())?;
-        drop(f);
-        std::fs::rename(&tmp, path)
+    /// Writes the file atomically, in a checked runtime directory, through
+    /// a fresh temporary file that is renamed over it (see
+    /// [`crate::runtime::write_atomic`]): a symlink planted at the file or
+    /// at any temporary name is never followed.
+    pub fn write(&self, path: &Path) -> crate::error::Result<()> {
+        crate::runtime::write_atomic(path, self.render().as_bytes(), 0o644)
     }
 }
 
-/// The file as a map, for the control commands.
+/// The file as a map, for the control commands; never read through a
+/// symbolic link, and only a regular file.
 pub fn read(path: &Path) -> Option<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read_text(path).ok()?;
     Some(
         text.lines()
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     )
+}
+
+/// The file's text, opened without following a symbolic link.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    (&mut f).take(1 << 16).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 fn human_time(t: i64) -> String {

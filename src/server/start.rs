@@ -8,7 +8,7 @@
 //! sessions, the counters. Both then [`finish`]: parts assembled, status
 //! published, ready.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::admission::Admission;
 use crate::config::{self, Config, Env};
@@ -94,20 +94,15 @@ impl Server {
     fn fresh(cfg: Config, env: Env, mut launch: Launch) -> Result<Self> {
         let signals = Signals::install()?;
         let target = privileges::resolve(&cfg)?;
-        // Directories we create are ours to hand to the unprivileged user.
-        let mut created: Vec<PathBuf> = Vec::new();
-        let mut note_dir = |p: &Path| {
-            if let Some(d) = p.parent()
-                && !d.exists()
-                && !created.iter().any(|c| c == d)
-            {
-                created.push(d.to_path_buf());
-            }
-        };
+        // Runtime directories, the pidfile and socket files are checked and
+        // created by runtime.rs, pidfile.rs and listen.rs, and given to the
+        // unprivileged user as they are created, through descriptors.
+        crate::runtime::set_owner(target.as_ref().map(|t| (t.uid.as_raw(), t.gid.as_raw())));
+        // Pidfile first: a second instance must say "already running", not
+        // fail on an address the first one holds.
         let pidfile = if cfg.daemon.pid_file.as_os_str().is_empty() {
             None
         } else {
-            note_dir(&cfg.daemon.pid_file);
             Some(Pidfile::acquire(&cfg.daemon.pid_file)?)
         };
         let passed = crate::reload::listen_fds();
@@ -123,23 +118,9 @@ impl Server {
             }
             v
         } else {
-            for p in &cfg.listen.unix {
-                note_dir(p);
-            }
             listen::bind_configured(&cfg, &[])?
         };
         if let Some(t) = &target {
-            let files = listeners
-                .iter()
-                .filter_map(|l| l.owned_path().map(Path::to_path_buf));
-            for p in created
-                .iter()
-                .cloned()
-                .chain(pidfile.iter().map(|p| p.path().to_path_buf()))
-                .chain(files)
-            {
-                privileges::chown(&p, t);
-            }
             privileges::drop_to(t)?;
             log::info!("running as user {} (uid {}, gid {})", t.name, t.uid, t.gid);
         }
