@@ -141,10 +141,24 @@ pub struct Commands {
     pub date_format: DateFormat,
     /// The utmp file `who` reads.
     pub utmp_file: PathBuf,
+    /// Where `who` reads from: utmp_file, logind's sessions, or either.
+    pub who_source: WhoSource,
     /// Files concatenated by `motd`.
     pub motd_files: Vec<PathBuf>,
     /// Fortune files or directories of them.
     pub fortune_paths: Vec<PathBuf>,
+}
+
+/// `commands.who_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhoSource {
+    /// `utmp_file` when it exists, else systemd-logind's sessions.
+    Auto,
+    /// Always `utmp_file`.
+    Utmp,
+    /// Always systemd-logind's sessions.
+    Logind,
 }
 
 /// `[log]`: where log records go.
@@ -258,6 +272,7 @@ struct RawProtocol {
 struct RawCommands {
     date_format: Option<String>,
     utmp_file: Option<PathBuf>,
+    who_source: Option<WhoSource>,
     motd_files: Option<Vec<PathBuf>>,
     fortune_paths: Option<Vec<PathBuf>>,
 }
@@ -354,6 +369,7 @@ impl Config {
                     .date_format
                     .map_or_else(|| "%a %b %e %H:%M:%S %Y".into(), DateFormat::from),
                 utmp_file: c.utmp_file.unwrap_or_else(|| "/var/run/utmp".into()),
+                who_source: c.who_source.unwrap_or(WhoSource::Auto),
                 motd_files: c
                     .motd_files
                     .unwrap_or_else(|| vec!["/run/motd.dynamic".into(), "/etc/motd".into()]),
@@ -709,6 +725,29 @@ mod tests {
     }
 
     #[test]
+    fn who_source_is_one_of_three() {
+        assert_eq!(
+            parse("").expect("defaults").commands.who_source,
+            WhoSource::Auto
+        );
+        for (text, want) in [
+            ("auto", WhoSource::Auto),
+            ("utmp", WhoSource::Utmp),
+            ("logind", WhoSource::Logind),
+        ] {
+            let c = parse(&format!("[commands]\nwho_source = \"{text}\"\n")).expect(text);
+            assert_eq!(c.commands.who_source, want);
+        }
+        let e = parse("[commands]\nwho_source = \"systemd\"\n").expect_err("unknown source");
+        assert!(
+            e.message.starts_with("commands.who_source:"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
     fn bad_date_format_is_rejected() {
         let e = parse("[commands]\ndate_format = \"%Q\"\n").expect_err("bad strftime");
         assert!(
@@ -779,7 +818,7 @@ mod tests {
             .lines()
             .filter(|l| l.contains(" = ") && !l.starts_with('#'))
             .count();
-        assert_eq!(keys, 23, "one line per key");
+        assert_eq!(keys, 24, "one line per key");
     }
 
     #[test]

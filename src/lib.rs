@@ -62,6 +62,8 @@ pub mod text;
 
 /// One module per command that reads the system.
 pub mod commands;
+/// systemd-logind's session files, for `who` where there is no utmp.
+pub mod logind;
 /// strfile `.dat` indexes and `%` files.
 pub mod strfile;
 /// utmp records and who(1) lines.
