@@ -458,30 +458,73 @@ pub fn guess_pty<'a>(
 mod tests {
     use super::*;
 
-    /// A session file as logind 257 (Debian 13) writes it for an SSH login
-    /// with a pty: no TTY (sshd opens the PAM session before the pty).
+    /// Recorded from logind 257.13 (Debian 13) during an SSH login with a
+    /// pty: no TTY (sshd opens the PAM session before the pty).
     const SSH_257: &[u8] = b"# This is private data. Do not parse.
-UID=1001
+UID=1000
+USER=alice
 ACTIVE=1
-IS_DISPLAY=0
+IS_DISPLAY=1
 STATE=active
 REMOTE=1
 LEADER_FD_SAVED=1
-USER=alice
 TYPE=tty
 ORIGINAL_TYPE=tty
 CLASS=user
-SCOPE=session-3.scope
+SCOPE=session-c1.scope
+FIFO=/run/systemd/sessions/c1.ref
 REMOTE_HOST=127.0.0.1
 SERVICE=sshd
-LEADER=612
-LEADER_PIDFDID=2231
-AUDIT=3
-REALTIME=1795973460123456
-MONOTONIC=71234567
+POSITION=0
+LEADER=80
+REALTIME=1795981894267928
+MONOTONIC=994736784
 ";
 
-    /// A console login as logind 252 (Debian 12) writes it.
+    /// Recorded with it: the user's service manager, not a user.
+    const MANAGER_257: &[u8] = b"# This is private data. Do not parse.
+UID=1000
+USER=alice
+ACTIVE=1
+IS_DISPLAY=0
+STATE=active
+REMOTE=0
+LEADER_FD_SAVED=1
+TYPE=unspecified
+ORIGINAL_TYPE=unspecified
+CLASS=manager
+FIFO=/run/systemd/sessions/c2.ref
+SERVICE=systemd-user
+POSITION=0
+LEADER=85
+REALTIME=1795981894314419
+MONOTONIC=994783274
+";
+
+    /// Recorded from logind 252.39 (Debian 12) during an SSH login.
+    const SSH_252: &[u8] = b"# This is private data. Do not parse.
+UID=1000
+USER=alice
+ACTIVE=1
+IS_DISPLAY=1
+STATE=active
+REMOTE=1
+TYPE=tty
+ORIGINAL_TYPE=tty
+CLASS=user
+SCOPE=session-11.scope
+FIFO=/run/systemd/sessions/11.ref
+REMOTE_HOST=127.0.0.1
+SERVICE=sshd
+POSITION=0
+LEADER=55
+AUDIT=11
+REALTIME=1795981971309127
+MONOTONIC=1071777983
+";
+
+    /// A console login, as logind 252 writes one (the keys of SSH_252, with
+    /// a seat, a TTY and a VT).
     const CONSOLE_252: &[u8] = b"# This is private data. Do not parse.
 UID=0
 USER=root
@@ -503,22 +546,6 @@ LEADER=480
 AUDIT=1
 REALTIME=1700000000000000
 MONOTONIC=9123456
-";
-
-    /// The user manager's session (systemd 256 and later): not a user.
-    const MANAGER_257: &[u8] = b"# This is private data. Do not parse.
-UID=1001
-ACTIVE=1
-STATE=active
-REMOTE=0
-USER=alice
-TYPE=unspecified
-ORIGINAL_TYPE=unspecified
-CLASS=manager
-SCOPE=user@1001.service
-SERVICE=systemd-user
-LEADER=640
-REALTIME=1795973460500000
 ";
 
     fn no_pty(_: u32, _: u64) -> Option<Vec<u8>> {
@@ -554,25 +581,36 @@ REALTIME=1795973460500000
     fn ssh_session_of_logind_257() {
         let s = parse_session(SSH_257);
         assert_eq!(s.user.as_deref(), Some(&b"alice"[..]));
-        assert_eq!(s.uid, Some(1001));
-        assert_eq!(s.leader, Some(612));
-        assert_eq!(s.realtime_usec, Some(1_795_973_460_123_456));
+        assert_eq!(s.uid, Some(1000));
+        assert_eq!(s.leader, Some(80));
+        assert_eq!(s.realtime_usec, Some(1_795_981_894_267_928));
         assert_eq!(s.tty, None);
+        assert_eq!(s.seat, None);
         let mut asked = None;
         let got = entries(&s, |uid, at| {
             asked = Some((uid, at));
             Some(b"pts/2".to_vec())
         });
-        assert_eq!(asked, Some((1001, 1_795_973_460_123_456)));
+        assert_eq!(asked, Some((1000, 1_795_981_894_267_928)));
         assert_eq!(got.len(), 1);
         assert_eq!(
             lines(&s, Some("pts/2")),
-            vec![t("alice", "sshd pts/2", "127.0.0.1", 1_795_973_460, 612)]
+            vec![t("alice", "sshd pts/2", "127.0.0.1", 1_795_981_894, 80)]
         );
         // No pty found: the service alone, as who(1) shows it.
         assert_eq!(
             lines(&s, None),
-            vec![t("alice", "sshd", "127.0.0.1", 1_795_973_460, 612)]
+            vec![t("alice", "sshd", "127.0.0.1", 1_795_981_894, 80)]
+        );
+    }
+
+    #[test]
+    fn ssh_session_of_logind_252() {
+        // Debian 12's who(1) reads utmp, but logind's file has the same
+        // shape, so who_source = "logind" gives the same kind of line.
+        assert_eq!(
+            lines(&parse_session(SSH_252), Some("pts/0")),
+            vec![t("alice", "sshd pts/0", "127.0.0.1", 1_795_981_971, 55)]
         );
     }
 
