@@ -166,12 +166,27 @@ pub struct Commands {
     /// The utmp file `who` reads.
     #[serde(default = "default_utmp")]
     pub utmp_file: PathBuf,
+    /// Where `who` reads from: utmp_file, logind's sessions, or either.
+    #[serde(default = "default_who_source")]
+    pub who_source: WhoSource,
     /// Files concatenated by `motd`.
     #[serde(default = "default_motd")]
     pub motd_files: Vec<PathBuf>,
     /// Fortune files or directories of them.
     #[serde(default = "default_fortunes")]
     pub fortune_paths: Vec<PathBuf>,
+}
+
+/// `commands.who_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhoSource {
+    /// `utmp_file` when it exists, else systemd-logind's sessions.
+    Auto,
+    /// Always `utmp_file`.
+    Utmp,
+    /// Always systemd-logind's sessions.
+    Logind,
 }
 
 /// `[log]`: where log records go.
@@ -258,6 +273,9 @@ fn default_date_format() -> DateFormat {
 }
 fn default_utmp() -> PathBuf {
     "/var/run/utmp".into()
+}
+fn default_who_source() -> WhoSource {
+    WhoSource::Auto
 }
 fn default_motd() -> Vec<PathBuf> {
     vec!["/run/motd.dynamic".into(), "/etc/motd".into()]
@@ -790,6 +808,29 @@ mod tests {
     }
 
     #[test]
+    fn who_source_is_one_of_three() {
+        assert_eq!(
+            parse("").expect("defaults").commands.who_source,
+            WhoSource::Auto
+        );
+        for (text, want) in [
+            ("auto", WhoSource::Auto),
+            ("utmp", WhoSource::Utmp),
+            ("logind", WhoSource::Logind),
+        ] {
+            let c = parse(&format!("[commands]\nwho_source = \"{text}\"\n")).expect(text);
+            assert_eq!(c.commands.who_source, want);
+        }
+        let e = parse("[commands]\nwho_source = \"systemd\"\n").expect_err("unknown source");
+        assert!(
+            e.message.starts_with("commands.who_source:"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
     fn bad_date_format_is_rejected() {
         let e = parse("[commands]\ndate_format = \"%Q\"\n").expect_err("bad strftime");
         assert!(
@@ -875,7 +916,7 @@ mod tests {
             .lines()
             .filter(|l| l.contains(" = ") && !l.starts_with('#'))
             .count();
-        assert_eq!(keys, 23, "one line per key");
+        assert_eq!(keys, 24, "one line per key");
     }
 
     #[test]

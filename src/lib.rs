@@ -70,5 +70,6 @@ pub mod text;
 // ---- the commands and their readers ----
 
 pub mod commands;
+pub mod logind;
 pub mod strfile;
 pub mod utmp;

@@ -88,7 +88,7 @@ pub fn parse(line: &[u8]) -> Command<'_> {
 pub fn respond(cmd: Command<'_>, cfg: &Commands, eol: &[u8], out: &mut Vec<u8>) -> Outcome {
     match cmd {
         Command::Date => commands::date::reply(&cfg.date_format, eol, out),
-        Command::Who => commands::who::reply(&cfg.utmp_file, eol, out),
+        Command::Who => commands::who::reply(cfg, eol, out),
         Command::Cookie => commands::cookie::reply(&cfg.fortune_paths, eol, out),
         Command::Motd => commands::motd::reply(&cfg.motd_files, eol, out),
         Command::Help => text::push_line(out, HELP, eol),
@@ -137,6 +137,7 @@ mod tests {
         Commands {
             date_format: "%Y".into(),
             utmp_file: "/nonexistent/utmp".into(),
+            who_source: crate::config::WhoSource::Utmp,
             motd_files: vec!["/nonexistent/motd".into()],
             fortune_paths: vec![],
         }

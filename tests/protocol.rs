@@ -334,7 +334,9 @@ fn who_reads_utmp_natively() {
 
 #[test]
 fn who_without_utmp_is_empty() {
-    let s = Setup::new("[commands]\nutmp_file = \"/nonexistent/utmp\"\n");
+    // who_source = "utmp": with "auto", a missing utmp file means logind's
+    // sessions, which are the test machine's.
+    let s = Setup::new("[commands]\nutmp_file = \"/nonexistent/utmp\"\nwho_source = \"utmp\"\n");
     let d = s.start();
     assert_eq!(one_shot_tcp(d.port, "who"), "");
 }

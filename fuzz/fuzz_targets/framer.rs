@@ -68,6 +68,7 @@ fuzz_target!(|data: &[u8]| {
     let cfg = Commands {
         date_format: "%Y".into(),
         utmp_file: "/nonexistent/utmp".into(),
+        who_source: hostinfod::config::WhoSource::Utmp,
         motd_files: vec![],
         fortune_paths: vec![],
     };

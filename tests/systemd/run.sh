@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
-# tests/systemd/run.sh — hostinfod under a real, booted systemd.
+# tests/systemd/run.sh — hostinfod under a real, booted systemd, on Debian 12
+# (bookworm, systemd 252, utmp) and Debian 13 (trixie, systemd 257, no utmp).
 #
 #   tests/systemd/run.sh [PATH/TO/hostinfod_VERSION_ARCH.deb]
 #
 # Without an argument the package is built with `cargo deb`.  Needs root and
-# Debian (bookworm) tools; what is missing is installed with apt-get:
-# debootstrap, systemd-container (systemd-nspawn), util-linux (nsenter),
-# lintian, and dpkg-dev when building.
+# Debian tools; what is missing is installed with apt-get: debootstrap,
+# debian-archive-keyring (bookworm's has the trixie keys), systemd-container
+# (systemd-nspawn), util-linux (nsenter), lintian, and dpkg-dev when building.
+# HOSTINFOD_SYSTEMD_RELEASES picks the releases (default "bookworm trixie").
 #
-# A minimal Debian bookworm root with systemd is debootstrapped once into
-# target/systemd-test/cache/ (reused while present; HOSTINFOD_SYSTEMD_CACHE
-# moves it), copied for each run, booted with systemd-nspawn in its own network
-# namespace, and driven from here with nsenter.  Steps: install the .deb;
-# the unit is enabled and active; sessions over TCP and the Unix socket;
-# `systemctl reload` with a new greeting (same MainPID, new greeting) and with
-# a broken file (reload fails, old greeting still served); restart on failure
-# but not on a configuration error; socket activation from hostinfod.socket;
+# The package is built and checked with lintian once; then, for each
+# release, this script runs itself as `run.sh --one RELEASE DEB`: a minimal
+# Debian root of that release with systemd and openssh-server is
+# debootstrapped once into target/systemd-test/cache/RELEASE (reused while
+# present; HOSTINFOD_SYSTEMD_CACHE moves the cache directory), copied for
+# each run, booted with systemd-nspawn in its own network namespace, and
+# driven from here with nsenter.  Steps: install the .deb; the unit is
+# enabled and active; sessions over TCP and the Unix socket; a real SSH
+# login (a test user, key-based, with a pty, over the container's loopback)
+# held open while hostinfod's `who` is compared with who(1) line for line
+# (on bookworm both read utmp, on trixie who(1) reads systemd-logind and so
+# does hostinfod's who_source = "auto"); `systemctl reload` with a new
+# greeting (same MainPID, new greeting, `who` still right) and with a broken
+# file (reload fails, old greeting still served); restart on failure but not
+# on a configuration error; socket activation from hostinfod.socket;
 # `systemctl stop` leaves nothing in the cgroup; `dpkg -r` and `dpkg -P`.
-# Every wait is bounded, and the container is always torn down, by the pid
-# this script started.  Prints PASS/FAIL per step and ends with
-# "systemd: N passed, M failed"; exits 1 on any failure.
+# Every wait is bounded, and each container is always torn down, by the pid
+# this script started.  Prints PASS/FAIL per step, "systemd (RELEASE): N
+# passed, M failed" per release and ends with "systemd: N passed, M failed";
+# exits 1 on any failure.
 
 # Single-quoted scripts run inside the container; the helpers are called
 # indirectly (check, wait_for).
@@ -28,14 +38,26 @@ set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${HOSTINFOD_SYSTEMD_WORK:-$REPO/target/systemd-test}
-CACHE=${HOSTINFOD_SYSTEMD_CACHE:-$WORK/cache/bookworm}
-ROOT=$WORK/root
+RELEASES=${HOSTINFOD_SYSTEMD_RELEASES:-bookworm trixie}
+# --one RELEASE DEB: one release's container (run by this script itself).
+RELEASE=
+if [ "${1:-}" = --one ]; then
+    RELEASE=${2:-}
+    shift 2
+fi
+CACHE=${HOSTINFOD_SYSTEMD_CACHE:-$WORK/cache}/$RELEASE
+ROOT=
+[ -z "$RELEASE" ] || ROOT=$WORK/root-$RELEASE
+NSPAWN_LOG=$WORK/nspawn-$RELEASE.log
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-INCLUDE=systemd,systemd-sysv,dbus,netcat-openbsd
-MACHINE=hostinfod-test
+INCLUDE=systemd,systemd-sysv,dbus,libpam-systemd,netcat-openbsd,openssh-server,openssh-client
+MACHINE=hostinfod-$RELEASE
 PORT=2345
 SOCK=/run/hostinfod/hostinfod.sock
 CONF=/etc/hostinfod/hostinfod.toml
+# Not UTC, and not a whole hour from it: login times are shown in local time.
+ZONE=Asia/Kathmandu
+WHO_USER=hiwho
 
 passed=0
 failed=0
@@ -92,12 +114,14 @@ teardown() {
 finish() {
     trap - EXIT INT TERM
     teardown
-    if [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; then
+    if [ -z "$ROOT" ]; then
+        :
+    elif [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; then
         rm -rf "$ROOT"
     elif [ -d "$ROOT" ]; then
-        log "container root kept for inspection: $ROOT (nspawn log: $WORK/nspawn.log)"
+        log "container root kept for inspection: $ROOT (nspawn log: $NSPAWN_LOG)"
     fi
-    printf 'systemd: %d passed, %d failed\n' "$passed" "$failed"
+    printf 'systemd%s: %d passed, %d failed\n' "${RELEASE:+ ($RELEASE)}" "$passed" "$failed"
     if [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; then exit 0; fi
     exit 1
 }
@@ -105,59 +129,84 @@ trap finish EXIT
 trap 'log "interrupted"; failed=$((failed + 1)); finish' INT TERM
 
 # ---------------------------------------------------------------------------
-# Host preparation.
+# Host preparation, the package, and one run of this script per release.
 
 [ "$(id -u)" -eq 0 ] || { log "must run as root (debootstrap, systemd-nspawn, nsenter)"; failed=1; finish; }
 
-need=()
-command -v debootstrap >/dev/null || need+=(debootstrap)
-command -v systemd-nspawn >/dev/null || need+=(systemd-container)
-command -v nsenter >/dev/null || need+=(util-linux)
-command -v timeout >/dev/null || need+=(coreutils)
-command -v lintian >/dev/null || need+=(lintian)
-# cargo-deb computes the package's Depends with dpkg-shlibdeps.
-[ -n "${1:-}" ] || command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
-if [ ${#need[@]} -gt 0 ]; then
-    log "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! { timeout 600 apt-get update -qq && timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null; }; then
-        die "apt-get install ${need[*]} failed"
+if [ -z "$RELEASE" ]; then
+    need=()
+    command -v debootstrap >/dev/null || need+=(debootstrap)
+    # The trixie keys: in bookworm's debian-archive-keyring.
+    [ -f /usr/share/keyrings/debian-archive-trixie-stable.gpg ] || need+=(debian-archive-keyring)
+    command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+    command -v nsenter >/dev/null || need+=(util-linux)
+    command -v timeout >/dev/null || need+=(coreutils)
+    command -v lintian >/dev/null || need+=(lintian)
+    # cargo-deb computes the package's Depends with dpkg-shlibdeps.
+    [ -n "${1:-}" ] || command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+    if [ ${#need[@]} -gt 0 ]; then
+        log "installing ${need[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        if ! { timeout 600 apt-get update -qq && timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null; }; then
+            die "apt-get install ${need[*]} failed"
+        fi
     fi
-fi
-mkdir -p "$WORK"
+    mkdir -p "$WORK"
 
-# The package.
+    # The package.
+    DEB=${1:-}
+    if [ -z "$DEB" ]; then
+        if ! cargo deb --version >/dev/null 2>&1; then
+            log "installing cargo-deb"
+            timeout 900 cargo install --locked cargo-deb >/dev/null 2>&1 || die "cargo install cargo-deb failed"
+        fi
+        log "building the package with cargo deb"
+        rm -f "$WORK"/hostinfod_*.deb
+        (cd "$REPO" && timeout 1800 cargo deb --target "$(rustc --print host-tuple)" --output "$WORK/") >"$WORK/cargo-deb.log" 2>&1 \
+            || { cat "$WORK/cargo-deb.log" >&2; die "cargo deb failed"; }
+        DEB=$(find "$WORK" -maxdepth 1 -name 'hostinfod_*.deb' | head -n 1)
+    fi
+    if [ -z "$DEB" ] || [ ! -f "$DEB" ]; then die "no package: ${DEB:-none built}"; fi
+    DEB=$(cd "$(dirname "$DEB")" && pwd)/$(basename "$DEB")
+    log "package: $DEB"
+
+    # The package itself: lintian finds no error (warnings are shown).
+    if out=$(timeout 600 lintian --fail-on error --tag-display-limit 0 "$DEB" 2>&1); then
+        pass "lintian: no errors"
+    else
+        fail "lintian: no errors" "$out"
+    fi
+    printf '%s\n' "$out" | grep -E '^[EW]: ' | sed 's/^/    | /'
+
+    for release in $RELEASES; do
+        printf '\n=== Debian %s ===\n' "$release"
+        start=$(date +%s)
+        if bash "$0" --one "$release" "$DEB"; then
+            pass "Debian $release: booted-systemd test ($(($(date +%s) - start)) s)"
+        else
+            fail "Debian $release: booted-systemd test ($(($(date +%s) - start)) s)"
+        fi
+    done
+    printf '\n'
+    finish
+fi
+
 DEB=${1:-}
-if [ -z "$DEB" ]; then
-    if ! cargo deb --version >/dev/null 2>&1; then
-        log "installing cargo-deb"
-        timeout 900 cargo install --locked cargo-deb >/dev/null 2>&1 || die "cargo install cargo-deb failed"
-    fi
-    log "building the package with cargo deb"
-    rm -f "$WORK"/hostinfod_*.deb
-    (cd "$REPO" && timeout 1800 cargo deb --target "$(rustc --print host-tuple)" --output "$WORK/") >"$WORK/cargo-deb.log" 2>&1 \
-        || { cat "$WORK/cargo-deb.log" >&2; die "cargo deb failed"; }
-    DEB=$(find "$WORK" -maxdepth 1 -name 'hostinfod_*.deb' | head -n 1)
-fi
-if [ -z "$DEB" ] || [ ! -f "$DEB" ]; then die "no package: ${DEB:-none built}"; fi
-log "package: $DEB"
-
-# The package itself: lintian finds no error (warnings are shown).
-if out=$(timeout 600 lintian --fail-on error --tag-display-limit 0 "$DEB" 2>&1); then
-    pass "lintian: no errors"
-else
-    fail "lintian: no errors" "$out"
-fi
-printf '%s\n' "$out" | grep -E '^[EW]: ' | sed 's/^/    | /'
+[ -f "$DEB" ] || die "--one $RELEASE: no package at ${DEB:-(none given)}"
+case $RELEASE in
+bookworm | trixie) ;;
+*) die "unknown release ${RELEASE:-(none)}: bookworm or trixie" ;;
+esac
 
 # The root file system: debootstrapped once, then copied for every run.
-stamp="debootstrap --variant=minbase --include=$INCLUDE bookworm"
+stamp="debootstrap --variant=minbase --include=$INCLUDE $RELEASE"
 if [ ! -f "$CACHE/.hostinfod-test-root" ] || [ "$(cat "$CACHE/.hostinfod-test-root")" != "$stamp" ]; then
-    log "debootstrap bookworm into $CACHE (once; about a minute)"
+    log "debootstrap $RELEASE into $CACHE (once; a few minutes)"
     rm -rf "$CACHE" "$CACHE.tmp"
     mkdir -p "$(dirname "$CACHE")"
-    timeout 1200 debootstrap --variant=minbase --include="$INCLUDE" bookworm "$CACHE.tmp" "$MIRROR" \
-        >"$WORK/debootstrap.log" 2>&1 || { tail -n 20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
+    timeout 1800 debootstrap --variant=minbase --include="$INCLUDE" \
+        --keyring=/usr/share/keyrings/debian-archive-keyring.gpg "$RELEASE" "$CACHE.tmp" "$MIRROR" \
+        >"$WORK/debootstrap-$RELEASE.log" 2>&1 || { tail -n 20 "$WORK/debootstrap-$RELEASE.log" >&2; die "debootstrap failed"; }
     # No getty on the container console: nothing reads it.
     ln -sf /dev/null "$CACHE.tmp/etc/systemd/system/console-getty.service"
     echo "$stamp" >"$CACHE.tmp/.hostinfod-test-root"
@@ -165,10 +214,13 @@ if [ ! -f "$CACHE/.hostinfod-test-root" ] || [ "$(cat "$CACHE/.hostinfod-test-ro
 fi
 rm -rf "$ROOT"
 cp -a --reflink=auto "$CACHE" "$ROOT" || die "cannot copy $CACHE to $ROOT"
+ln -sf "/usr/share/zoneinfo/$ZONE" "$ROOT/etc/localtime"
+echo "$ZONE" >"$ROOT/etc/timezone"
 
 # Boot it.
-systemd-nspawn -D "$ROOT" --boot --register=no --keep-unit --private-network \
-    --machine="$MACHINE" --console=read-only </dev/null >"$WORK/nspawn.log" 2>&1 &
+# --timezone=off: the container keeps its own zone, not the host's.
+systemd-nspawn -D "$ROOT" --boot --register=no --keep-unit --private-network --timezone=off \
+    --machine="$MACHINE" --console=read-only </dev/null >"$NSPAWN_LOG" 2>&1 &
 NSPAWN_PID=$!
 # The container's init is the child of systemd-nspawn that runs systemd (an
 # intermediate child comes and goes first).
@@ -179,7 +231,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 if [ -z "$INIT_PID" ]; then
-    tail -n 30 "$WORK/nspawn.log" >&2
+    tail -n 30 "$NSPAWN_LOG" >&2
     die "systemd-nspawn (pid $NSPAWN_PID) started no container init"
 fi
 state=
@@ -191,7 +243,7 @@ done
 case $state in
 running | degraded) pass "container booted (systemd-nspawn pid $NSPAWN_PID, init pid $INIT_PID, state $state)" ;;
 *)
-    fail "container booted" "is-system-running: ${state:-no answer} after 60 s; $(tail -n 20 "$WORK/nspawn.log")"
+    fail "container booted" "is-system-running: ${state:-no answer} after 60 s; $(tail -n 20 "$NSPAWN_LOG")"
     finish
     ;;
 esac
@@ -335,10 +387,74 @@ check "no warnings in the journal so far" test -z "$warnings"
 [ -z "$warnings" ] || printf '%s\n' "$warnings" | sed 's/^/    | /'
 
 # ---------------------------------------------------------------------------
+# who: a real SSH login, held open, compared with who(1).
+
+# who_lines: hostinfod's reply to `who` over TCP, line ends and prompts removed.
+who_lines() {
+    session tcp 'who\r\nquit\r\n' | tr -d '\r' | sed '1d; s/^\(Command? \)*//; /^Goodbye\.$/d'
+}
+# compare_who NAME: who(1) in the container and hostinfod's `who` are the
+# same lines, and the test user is among them; both shown side by side.
+compare_who() {
+    local sys hi
+    sys=$(C who)
+    hi=$(who_lines)
+    if [ "$sys" = "$hi" ] && printf '%s\n' "$sys" | grep -q "^$WHO_USER "; then
+        pass "$1"
+    else
+        fail "$1"
+    fi
+    printf '%s\n' "$sys" | sed 's/^/    who(1):    /'
+    printf '%s\n' "$hi" | sed 's/^/    hostinfod: /'
+}
+who_shows_user() { C who | grep -q "^$WHO_USER "; }
+
+# Where who(1) reads: bookworm keeps utmp, trixie has none (systemd 257 is
+# built without it, and who(1) asks systemd-logind), so hostinfod's
+# who_source = "auto" reads utmp on one and logind on the other.
+if [ "$RELEASE" = trixie ]; then
+    check "no utmp on $RELEASE: who(1) and hostinfod read systemd-logind" C test ! -e /run/utmp
+else
+    check "utmp on $RELEASE: who(1) and hostinfod read /run/utmp" C test -f /run/utmp
+fi
+
+# The test user, with a key of its own; root's client uses it.
+if out=$(C sh -c 'set -e
+        useradd --create-home --shell /bin/sh "$1"
+        mkdir -p -m 700 /root/.ssh "/home/$1/.ssh"
+        ssh-keygen -q -t ed25519 -N "" -C "hostinfod test" -f /root/.ssh/hostinfod-who
+        cp /root/.ssh/hostinfod-who.pub "/home/$1/.ssh/authorized_keys"
+        chown -R "$1:$1" "/home/$1/.ssh"
+        chmod 600 "/home/$1/.ssh/authorized_keys"' sh "$WHO_USER" 2>&1); then
+    pass "test user $WHO_USER with an SSH key"
+else
+    fail "test user $WHO_USER with an SSH key" "$out"
+fi
+C systemctl start ssh.service >/dev/null 2>&1
+sshd_up() { C nc -z -w 2 127.0.0.1 22; }
+check "sshd listens on 127.0.0.1:22" wait_for 15 sshd_up
+# The login: key-based, non-interactive, a pty forced (-tt) so that it is a
+# terminal login as who(1) shows them, over the container's loopback; held
+# open by a remote sleep, its input a local sleep that never writes.
+C sh -c '(sh -c "echo \$\$ >/root/ssh-feed.pid; exec sleep 300" |
+          ssh -tt -i /root/.ssh/hostinfod-who -o BatchMode=yes -o StrictHostKeyChecking=no \
+              -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -o LogLevel=ERROR \
+              "$1@127.0.0.1" "sleep 240" >/root/ssh.out 2>&1 &
+          echo $! >/root/ssh.pid) </dev/null >/dev/null 2>&1' sh "$WHO_USER"
+if wait_for 20 who_shows_user; then
+    pass "SSH login of $WHO_USER shows in who(1)"
+else
+    fail "SSH login of $WHO_USER shows in who(1)" "who: $(C who)
+ssh: $(cat "$ROOT/root/ssh.out" 2>&1)
+$(C journalctl -u ssh.service --no-pager -n 20 -o cat)"
+fi
+compare_who "hostinfod's who is who(1)'s, line for line (name, line, time, host)"
+
+# ---------------------------------------------------------------------------
 # Reload.
 
 pid1=$(mainpid)
-cp "$ROOT$CONF" "$WORK/hostinfod.toml.orig"
+cp "$ROOT$CONF" "$WORK/hostinfod.toml.orig-$RELEASE"
 put_conf "[protocol]
 greeting = \"hostinfod systemd test on {hostname}, generation two\""
 if out=$(C systemctl reload hostinfod.service 2>&1); then
@@ -355,6 +471,22 @@ if printf '%s' "$out" | grep -qF "$GREETING2"; then
 else
     fail "new greeting served after the reload" "$out"
 fi
+
+compare_who "after the reload: hostinfod's who is still who(1)'s"
+
+# Log out: the client ends (by the pid it was started with), the session
+# goes, from who(1) and from hostinfod alike.
+C sh -c 'kill "$(cat /root/ssh.pid)" "$(cat /root/ssh-feed.pid)"' 2>/dev/null
+if wait_for 20 eval '! who_shows_user'; then
+    pass "logout: $WHO_USER gone from who(1)"
+else
+    fail "logout: $WHO_USER gone from who(1)" "$(C who)"
+fi
+sys=$(C who) hi=$(who_lines)
+check "logout: hostinfod's who agrees with who(1) ($(printf '%s' "$hi" | grep -c .) lines)" test "$sys" = "$hi"
+C loginctl terminate-user "$WHO_USER" >/dev/null 2>&1
+user_gone() { C userdel --remove "$WHO_USER" 2>/dev/null; ! C id "$WHO_USER" >/dev/null 2>&1; }
+check "test user $WHO_USER removed" wait_for 10 user_gone
 
 put_conf "[protocol]
 greeting = \"this must never be served\"
@@ -412,7 +544,7 @@ else
         "ActiveState=$st ExecMainStatus=$code NRestarts=$restarts"
 fi
 
-cp "$WORK/hostinfod.toml.orig" "$ROOT$CONF"
+cp "$WORK/hostinfod.toml.orig-$RELEASE" "$ROOT$CONF"
 C systemctl reset-failed hostinfod.service
 check "service starts again with the original configuration" C systemctl start hostinfod.service
 
@@ -469,6 +601,10 @@ check "nothing listens on 127.0.0.1:$PORT after stop" refused
 # ---------------------------------------------------------------------------
 # Socket activation.
 
+# The restarts above count against the unit's start rate limit (5 in 10 s),
+# which the starts below would hit on a fast machine.
+C systemctl reset-failed hostinfod.service hostinfod.socket >/dev/null 2>&1
+
 check "systemctl start hostinfod.socket" C systemctl start hostinfod.socket
 check "service not running before the first connection" test "$(C systemctl is-active hostinfod.service)" != active
 out=$(session tcp 'quit\r\n')
@@ -495,7 +631,7 @@ if [ "$(mainpid)" = "$apid" ] && printf '%s' "$out" | grep -qF "$GREETING2"; the
 else
     fail "socket-activated reload: same MainPID, new greeting on the passed socket" "MainPID $apid -> $(mainpid); $out"
 fi
-cp "$WORK/hostinfod.toml.orig" "$ROOT$CONF"
+cp "$WORK/hostinfod.toml.orig-$RELEASE" "$ROOT$CONF"
 C systemctl stop hostinfod.service >/dev/null 2>&1
 check "socket file kept when the activated service stops" C test -S "$SOCK"
 out=$(session unix 'quit\n')
