@@ -1017,7 +1017,6 @@ fn umask_000_in_the_foreground_still_gives_private_files() {
 
 #[test]
 fn reload_into_an_untrusted_runtime_directory_is_rejected() {
-    need_root("reload_into_an_untrusted_runtime_directory_is_rejected");
     let s = common::Setup::new("");
     let d = s.start();
     let open = s.path("open");
