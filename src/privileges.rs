@@ -111,11 +111,3 @@ pub fn drop_to(t: &Target) -> Result<()> {
     }
     Ok(())
 }
-
-/// Gives `path` to the target user so the unprivileged daemon can replace or
-/// remove it at exit.
-pub fn chown(path: &std::path::Path, t: &Target) {
-    if let Err(e) = nix::unistd::chown(path, Some(t.uid), Some(t.gid)) {
-        log::warn!("cannot chown {} to {}: {e}", path.display(), t.name);
-    }
-}
