@@ -30,6 +30,8 @@ pub mod status;
 
 // ---- the server ----
 
+/// The "server is full" flag the parent raises for every child at once.
+pub mod busy;
 /// The children: table, per-source counts, the reaper.
 pub mod children;
 /// Reads into uninitialised buffers, for the paths every session pays for.
@@ -49,12 +51,16 @@ pub mod signals;
 
 // ---- the protocol (pure) ----
 
+/// `[access]`: allow/deny prefixes and Unix peers, checked at accept time.
+pub mod access;
 /// The configuration: TOML in, validated values out.
 pub mod config;
 /// Line framing with Telnet removed.
 pub mod framing;
 /// Command parsing and the replies.
 pub mod protocol;
+/// Per-source keys (IPv6 folded to a prefix) and the per-source rate limit.
+pub mod rate;
 /// Making file text safe for a terminal.
 pub mod text;
 

@@ -102,6 +102,8 @@ pub struct Server {
     unread: usize,
     /// The session's buffers, allocated once here and used by each child.
     session_bufs: session::Buffers,
+    // [abuse: busy] The "server is full" flag every child watches (see crate::busy).
+    busy: Option<crate::busy::Busy>,
 }
 
 /// Starts hostinfod as `opts` says and runs until it is stopped. Returns the
@@ -324,6 +326,10 @@ impl Server {
                 .ok(),
             unread: 0,
             session_bufs,
+            // [abuse: busy] Created before any fork, so every child has the read end.
+            busy: crate::busy::Busy::new()
+                .map_err(|e| log::warn!("busy pipe: {e}; idle sessions are not shed when full"))
+                .ok(),
         };
         server.write_status();
         if let Some(left) = &inherited_leftovers {
@@ -356,6 +362,7 @@ impl Server {
             cfg: &server.cfg,
             hello_tcp: &server.hello_tcp,
             hello_unix: &server.hello_unix,
+            busy: None, // [abuse: busy] the rehearsal is never shed
         };
         let rehearsal = session::Rehearsal::prepare(&ctx);
         let trimmed = crate::memory::trim();
@@ -426,6 +433,12 @@ impl Server {
             };
         }
         loop {
+            // [abuse: busy] Full or not, said once per turn of the loop (a
+            // system call only when it changes), after every accept batch
+            // and every reaping.
+            if let Some(b) = self.busy.as_mut() {
+                b.set(self.children.len() >= self.cfg.limits.max_children as usize);
+            }
             let accepting = self.children.len() < self.cfg.limits.max_children as usize
                 && self.paused_until.is_none_or(|t| Instant::now() >= t);
             if accepting {
@@ -659,7 +672,9 @@ impl Server {
                 .chain(self.pidfile.as_ref().map(Pidfile::raw))
                 .chain(self.spare.as_ref().map(AsRawFd::as_raw_fd))
                 .chain(self.notifier.raw())
-                .chain(self.exits.as_ref().map(ExitPipe::read_fd)),
+                .chain(self.exits.as_ref().map(ExitPipe::read_fd))
+                // [abuse: busy] The write end is the parent's alone.
+                .chain(self.busy.as_ref().map(crate::busy::Busy::write_fd)),
         );
         crate::log::forked();
         if let Some(via) = self.listeners.get(idx).map(|l| &l.addr) {
@@ -676,6 +691,7 @@ impl Server {
             cfg: &self.cfg,
             hello_tcp: &self.hello_tcp,
             hello_unix: &self.hello_unix,
+            busy: self.busy.as_ref().map(crate::busy::Busy::read_fd), // [abuse: busy]
         };
         // SAFETY: a bitwise copy of the buffers' Vec headers, where `take()`
         // would write into `self` and so copy the page that holds it. This
