@@ -7,13 +7,13 @@
 //! raises one flag that all children see, a pipe created before any fork:
 //!
 //! - the parent writes one byte when the server becomes full and reads it
-//!   back when it is no longer full ([`Busy::set`]): the read end is
+//!   back when it is no longer full ([`crate::busy::Busy::set`]): the read end is
 //!   readable exactly while the server is full (level-triggered), and the
 //!   parent pays one system call per change, none per session;
-//! - every child polls the read end ([`Busy::read_fd`]) and never reads it.
+//! - every child polls the read end ([`crate::busy::Busy::read_fd`]) and never reads it.
 //!   When it turns readable, the child's idle deadline becomes the nearer
 //!   `busy_idle_secs` one; it stops watching the pipe (which stays readable)
-//!   and looks again ([`is_full`]) only when that deadline comes: still
+//!   and looks again ([`crate::busy::is_full`]) only when that deadline comes: still
 //!   full, the session ends (`Timeout, goodbye.`); no longer full, it
 //!   watches again. So each child wakes for the flag at most once per
 //!   `busy_idle_secs`, however often the server goes in and out of full.

@@ -1,5 +1,5 @@
-//! Per-source limits' building blocks: what a source is ([`SourceKey`]),
-//! and `max_rate_per_source`, a token bucket per source ([`RateLimit`]).
+//! Per-source limits' building blocks: what a source is ([`SourceKey`](crate::rate::SourceKey)),
+//! and `max_rate_per_source`, a token bucket per source ([`RateLimit`](crate::rate::RateLimit)).
 //!
 //! A source is an IPv4 address, an IPv6 prefix of `ipv6_prefix` bits (one
 //! site usually holds a whole /64, so counting IPv6 per address would give
@@ -10,8 +10,8 @@
 //! most `2 × rate` held, one taken per new connection. It is kept as GCRA
 //! (the "virtual scheduling" form of the same bucket): one timestamp per
 //! source, the time at which its bucket would be full again. The table is
-//! fixed in size, allocated once per configuration: [`SLOTS`] entries in
-//! sets of [`WAYS`], a source's set chosen by a keyed hash (the key is
+//! fixed in size, allocated once per configuration: [`SLOTS`](crate::rate::SLOTS) entries in
+//! sets of [`WAYS`](crate::rate::WAYS), a source's set chosen by a keyed hash (the key is
 //! random per process, so a client cannot aim many addresses at one set).
 //! A new source takes the entry in its set whose bucket is fullest; an
 //! entry whose bucket is full again says nothing that a fresh entry would

@@ -12,16 +12,16 @@
 //! unfinished line, blank lines and Telnet negotiation do not, so a client
 //! that trickles cannot hold a session past its idle timeout.
 //!
-//! Input goes through the [`Framer`], each line through [`protocol`], and
+//! Input goes through the [`crate::framing::Framer`], each line through [`crate::protocol`], and
 //! replies collect in one buffer that is written when the input read so far
-//! is used up or the buffer holds [`OUT_HIGH`] bytes. While replies wait for
+//! is used up or the buffer holds [`crate::session::OUT_HIGH`] bytes. While replies wait for
 //! the client, the child reads nothing more: it polls for POLLOUT, writes
 //! what fits, and goes back to the input only once all is sent. So a client
 //! that sends and does not read holds at most one read of input and
-//! [`OUT_HIGH`] bytes plus one reply, whatever it sends; a client that reads
+//! [`crate::session::OUT_HIGH`] bytes plus one reply, whatever it sends; a client that reads
 //! still gets any number of pipelined lines answered, in order.
 //!
-//! How a session ended is the child's exit status ([`End`]), which the
+//! How a session ended is the child's exit status ([`End`](crate::session::End)), which the
 //! parent reads with waitpid.
 
 use std::mem::MaybeUninit;
@@ -184,6 +184,9 @@ struct Io<'s> {
     idle: Duration,
     busy_idle: Duration,
     last_command: Instant,
+    /// The idle deadline at which input already waiting was read instead of
+    /// ending the session (see [`Io::wait`]).
+    graced: Option<Instant>,
 }
 
 enum Wait {
@@ -213,16 +216,34 @@ impl Io<'_> {
             }
             let idle_deadline = self.idle_deadline();
             if now >= idle_deadline {
-                if self.busy != Busy::Full {
-                    return Wait::Ended(End::Idle);
+                if self.busy == Busy::Full {
+                    // The busy deadline: is the server still full?
+                    match crate::busy::is_full(self.busy_fd) {
+                        Some(true) => {}
+                        Some(false) => {
+                            self.busy = Busy::Watching;
+                            continue;
+                        }
+                        None => {
+                            self.busy = Busy::Off;
+                            continue;
+                        }
+                    }
                 }
-                // The busy deadline: is the server still full?
-                match crate::busy::is_full(self.busy_fd) {
-                    Some(true) => return Wait::Ended(End::BusyIdle),
-                    Some(false) => self.busy = Busy::Watching,
-                    None => self.busy = Busy::Off,
+                // Input that arrived by the deadline is read first (the flag
+                // and a command can arrive together): it may hold a command.
+                // Once per deadline, so input that holds none cannot keep
+                // the session past it.
+                if events == libc::POLLIN && self.graced != Some(idle_deadline) && readable(self.fd)
+                {
+                    self.graced = Some(idle_deadline);
+                    return Wait::Ready;
                 }
-                continue;
+                return Wait::Ended(if self.busy == Busy::Full {
+                    End::BusyIdle
+                } else {
+                    End::Idle
+                });
             }
             let deadline = idle_deadline.min(self.session_deadline);
             let ms = (deadline - now)
@@ -308,6 +329,17 @@ impl Io<'_> {
     }
 }
 
+/// Whether input waits on `fd`, without waiting.
+fn readable(fd: RawFd) -> bool {
+    let mut pfd = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: a valid array of one pollfd; a zero timeout never blocks.
+    unsafe { libc::poll(pfd.as_mut_ptr(), 1, 0) == 1 }
+}
+
 /// Answers one framer event into `out`. Breaks with the end of the session,
 /// or with None to pause while the replies so far are sent.
 #[unsafe(link_section = ".text.hot.hostinfod")]
@@ -376,6 +408,7 @@ pub fn serve(
         idle: Duration::from_secs(cfg.limits.idle_timeout_secs),
         busy_idle,
         last_command: started,
+        graced: None,
     };
     let eol: &[u8] = if tcp { b"\r\n" } else { b"\n" };
     let max_line = cfg.limits.max_line_bytes as usize;
