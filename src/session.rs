@@ -601,6 +601,24 @@ mod tests {
     }
 
     #[test]
+    fn every_end_has_its_own_exit_status_and_reads_back() {
+        let mut codes: Vec<i32> = End::ALL.iter().map(|e| e.exit_code()).collect();
+        for e in End::ALL {
+            assert_eq!(End::from_exit_code(e.exit_code()), e);
+        }
+        codes.dedup();
+        assert_eq!(codes, (0..8).collect::<Vec<_>>());
+        // Anything else a child can exit with is an error (101: a panic
+        // that unwound; 127, 255: not ours).
+        for other in [-1, 8, 101, 127, 255] {
+            assert_eq!(End::from_exit_code(other), End::Error);
+        }
+        assert_eq!(End::BusyIdle.how(), "idle");
+        assert_eq!(End::SessionTimeout.how(), "session_timeout");
+        assert_eq!(End::TooLong.how(), "too_long");
+    }
+
+    #[test]
     fn rehearsal_reports_a_broken_exchange() {
         let env = crate::config::Env {
             euid: 1000,

@@ -587,3 +587,135 @@ fn each_end_is_told_by_the_exit_status() {
         assert_eq!(got, want, "{what}");
     }
 }
+
+// ---- slowloris with the default limits ----
+
+/// A non-blocking TCP connection from `src` (any 127.0.0.0/8 address) to
+/// 127.0.0.1:`port`, the connect still in progress.
+fn connect_from(src: [u8; 4], port: u16) -> TcpStream {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(src[0], src[1], src[2], src[3], 0),
+    )
+    .expect("bind the source address");
+    match connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, port),
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
+        Err(e) => panic!("connect from {src:?}: {e}"),
+    }
+    TcpStream::from(fd)
+}
+
+/// True once the server has closed `s` (or it failed); reads and drops
+/// whatever it sent.
+fn closed(s: &mut TcpStream) -> bool {
+    let mut chunk = [0u8; 512];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == ErrorKind::NotConnected => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// One legitimate session from 127.0.0.9: seconds until the greeting,
+/// then `date` and `quit` answered.
+fn legit(port: u16) -> f64 {
+    let s = connect_from([127, 0, 0, 9], port);
+    s.set_nonblocking(false).expect("blocking");
+    let t0 = Instant::now();
+    let mut c = Client::new(s);
+    c.s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    c.greeting();
+    let waited = t0.elapsed().as_secs_f64();
+    assert_eq!(c.cmd("date").trim_end().len(), 24);
+    c.send(b"quit\r\n");
+    assert_eq!(c.read_to_end(), b"Goodbye.\r\n");
+    waited
+}
+
+#[test]
+fn slowloris_with_the_default_limits_cannot_lock_clients_out() {
+    // The defaults: max_children 256, max_per_source 32, busy_idle_secs 10.
+    let s = Setup::new("");
+    let d = start(&s);
+    raise_own_nofile(4096);
+    let port = d.port;
+    // 8 source addresses x 32 idle connections: every slot taken.
+    let sources: Vec<[u8; 4]> = (1..=8).map(|i| [127, 0, 0, i]).collect();
+    let mut attackers: Vec<([u8; 4], TcpStream)> = sources
+        .iter()
+        .flat_map(|&src| (0..32).map(move |_| (src, connect_from(src, port))))
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(20), || live_children(&d) == 256),
+        "{} sessions live",
+        live_children(&d)
+    );
+
+    // Attackers that reconnect as soon as they are closed, for the whole
+    // test, in their own thread.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let attack = std::thread::spawn(move || {
+        let mut reconnects = 0u32;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            for (src, sock) in attackers.iter_mut() {
+                if closed(sock) {
+                    *sock = connect_from(*src, port);
+                    reconnects += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        reconnects
+    });
+
+    // A legitimate client, once every slot has been taken by an idle one.
+    let first = legit(port);
+    println!(
+        "slowloris (8 sources x 32 idle, reconnecting): first legitimate client greeted after {first:.2} s"
+    );
+    assert!(
+        first < 12.0,
+        "greeted after {first:.2} s; busy_idle_secs = 10"
+    );
+
+    // Then one every 3 s for a minute, each in its own thread.
+    let clients: Vec<_> = (0..20)
+        .map(|i| {
+            std::thread::sleep(Duration::from_secs(if i == 0 { 0 } else { 3 }));
+            std::thread::spawn(move || legit(port))
+        })
+        .collect();
+    let waits: Vec<f64> = clients
+        .into_iter()
+        .map(|c| c.join().expect("legitimate client"))
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reconnects = attack.join().expect("attackers");
+    let worst = waits.iter().cloned().fold(0.0, f64::max);
+    let mut sorted = waits.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "{} of 20 legitimate sessions served while attackers reconnected {reconnects} times; waits: median {:.2} s, worst {worst:.2} s",
+        waits.len(),
+        sorted[10]
+    );
+    assert!(worst < 12.0, "a client waited {worst:.2} s");
+    assert!(reconnects > 0, "the attackers were never shed");
+}
