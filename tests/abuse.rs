@@ -383,6 +383,22 @@ fn a_real_telnet_client_gets_date_after_ctrl_c() {
     // And the session goes on.
     tmux.run(&["send-keys", "-t", "t", "help", "Enter"]);
     tmux.wait_screen("no help reply", |s| s.contains("Commands: quit date"));
+    // In character mode telnet asks the server to echo (DO ECHO) and to
+    // suppress go-ahead (DO SGA); refused, it echoes what the user types
+    // itself, so the word shows before Enter is pressed.
+    tmux.run(&["send-keys", "-t", "t", "C-]"]);
+    tmux.wait_screen("no telnet> prompt", |s| s.contains("telnet>"));
+    tmux.run(&["send-keys", "-t", "t", "mode character", "Enter"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.run(&["send-keys", "-t", "t", "nope"]);
+    tmux.wait_screen("typing not echoed in character mode", |s| {
+        s.lines()
+            .any(|l| l.trim_end() == "nope" || l.ends_with("? nope"))
+    });
+    tmux.run(&["send-keys", "-t", "t", "Enter"]);
+    tmux.wait_screen("no reply in character mode", |s| {
+        s.contains("Unknown command \"nope\".")
+    });
 }
 
 /// This year, as the date reply ends (the local time, as the daemon's).
