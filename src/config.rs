@@ -73,6 +73,9 @@ pub struct Config {
     /// `[limits]`
     #[serde(default)]
     pub limits: Limits,
+    /// `[access]`
+    #[serde(default)]
+    pub access: Access,
     /// `[protocol]`
     #[serde(default)]
     pub protocol: Protocol,
@@ -142,6 +145,45 @@ pub struct Limits {
     /// Seconds children get on SIGTERM before SIGKILL.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// While `max_children` sessions are live, seconds of silence before a
+    /// session is closed; 0 = never.
+    #[serde(default = "default_busy_idle")]
+    pub busy_idle_secs: u64,
+    /// New connections per second from one source (bursts of twice that);
+    /// 0 = no limit.
+    #[serde(default)]
+    pub max_rate_per_source: u32,
+    /// IPv6 clients are one source per prefix of this many bits.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+}
+
+/// `[access]`: who may connect (see [`crate::access`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    /// Addresses and CIDR prefixes allowed; empty = every address.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Addresses and CIDR prefixes denied.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Unix-socket peers served, by user name or uid; empty = every user.
+    #[serde(default)]
+    pub unix_users: Vec<IdRef>,
+    /// ... or by primary group name or gid.
+    #[serde(default)]
+    pub unix_groups: Vec<IdRef>,
+}
+
+/// A user or group, by number or by name (resolved at load).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IdRef {
+    /// A uid or gid.
+    Id(u32),
+    /// A name (or a number written as a string).
+    Name(String),
 }
 
 /// `[protocol]`: the words around the replies.
@@ -261,6 +303,12 @@ fn default_max_line() -> u32 {
 }
 fn default_grace() -> u64 {
     5
+}
+fn default_busy_idle() -> u64 {
+    10
+}
+fn default_ipv6_prefix() -> u8 {
+    64
 }
 fn default_greeting() -> String {
     "Welcome to hostinfod on {hostname}; type help for command list.".into()
@@ -538,11 +586,22 @@ impl Config {
             ("limits.idle_timeout_secs", l.idle_timeout_secs),
             ("limits.session_timeout_secs", l.session_timeout_secs),
             ("limits.shutdown_grace_secs", l.shutdown_grace_secs),
+            ("limits.busy_idle_secs", l.busy_idle_secs),
         ] {
             if v > 10 * 365 * 86400 {
                 return err(k, "must be at most 315360000 (ten years)".into());
             }
         }
+        if l.max_rate_per_source > 1_000_000 {
+            return err(
+                "limits.max_rate_per_source",
+                "must be at most 1000000".into(),
+            );
+        }
+        if l.ipv6_prefix > 128 {
+            return err("limits.ipv6_prefix", "must be at most 128".into());
+        }
+        crate::access::Rules::from_config(&self.access)?;
         for (k, v) in [
             ("protocol.greeting", &self.protocol.greeting),
             ("protocol.prompt", &self.protocol.prompt),
@@ -916,7 +975,63 @@ mod tests {
             .lines()
             .filter(|l| l.contains(" = ") && !l.starts_with('#'))
             .count();
-        assert_eq!(keys, 24, "one line per key");
+        assert_eq!(keys, 31, "one line per key");
+    }
+
+    #[test]
+    fn abuse_limits_have_their_defaults_and_bounds() {
+        let c = parse("").expect("defaults");
+        assert_eq!(
+            (
+                c.limits.busy_idle_secs,
+                c.limits.max_rate_per_source,
+                c.limits.ipv6_prefix
+            ),
+            (10, 0, 64)
+        );
+        assert_eq!(c.access, Access::default());
+        assert!(parse("[limits]\nbusy_idle_secs = 0\nipv6_prefix = 128\n").is_ok());
+        let e = parse("[limits]\nipv6_prefix = 129\n").expect_err("too long");
+        assert_eq!(e.message, "limits.ipv6_prefix: must be at most 128");
+        let e = parse("[limits]\nmax_rate_per_source = -1\n").expect_err("negative");
+        assert!(
+            e.message.starts_with("limits.max_rate_per_source:"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn access_entries_are_checked_and_named() {
+        let c = parse(
+            "[access]\nallow = [\"127.0.0.0/8\", \"::1\"]\ndeny = [\"127.0.0.2\"]\n\
+             unix_users = [\"root\", 1000]\nunix_groups = [0]\n",
+        )
+        .expect("valid access");
+        assert_eq!(
+            c.access.unix_users,
+            vec![IdRef::Name("root".into()), IdRef::Id(1000)]
+        );
+        let again = parse(&c.to_toml()).expect("printed config parses");
+        assert_eq!(again.access, c.access);
+        let e = parse("# x\n[access]\ndeny = [\"10.0.0.1/8\"]\n").expect_err("host bits");
+        assert_eq!((e.line, e.col), (3, 1));
+        assert_eq!(
+            e.message,
+            "access.deny: \"10.0.0.1/8\" has host bits set (the network is 10.0.0.0/8)"
+        );
+        let e = parse("[access]\nallow = [\"example.com\"]\n").expect_err("name");
+        assert!(
+            e.message.starts_with("access.allow: \"example.com\""),
+            "{}",
+            e.message
+        );
+        let e = parse("[access]\nunix_users = [\"no-such-user-hid\"]\n").expect_err("user");
+        assert_eq!(
+            e.message,
+            "access.unix_users: unknown user \"no-such-user-hid\""
+        );
+        assert!(parse("[access]\nbogus = []\n").is_err());
     }
 
     #[test]

@@ -2,21 +2,52 @@
 //!
 //! A client may send anything, in any split across reads: lines ending in LF,
 //! CRLF, CR NUL or a bare CR; Telnet option negotiation (IAC WILL/WONT/DO/DONT
-//! opt, IAC SB … IAC SE, and the two-byte commands such as IAC NOP) which we
-//! drop without answering; `IAC IAC` standing for one literal 0xFF byte; NUL
-//! and invalid UTF-8, which are just bytes here. The framer keeps its state
-//! between calls so a sequence split over two reads is handled the same as one
-//! read, and it never holds more than `max_line_bytes` of a line: the byte
-//! after that yields [`Event::TooLong`] at once, without waiting for a line end
-//! that may never come.
+//! opt, IAC SB … IAC SE, and the two-byte commands such as IAC NOP), which is
+//! removed from the lines and reported as [`Event::Negotiation`](crate::framing::Event::Negotiation) so that the
+//! session can answer it ([`answer`](crate::framing::answer)); `IAC IAC` standing for one literal 0xFF
+//! byte; NUL and invalid UTF-8, which are just bytes here. The framer keeps its
+//! state between calls so a sequence split over two reads is handled the same
+//! as one read, and it never holds more than `max_line_bytes` of a line: the
+//! byte after that yields [`Event::TooLong`](crate::framing::Event::TooLong) at once, without waiting for a
+//! line end that may never come. [`Framer::feed`](crate::framing::Framer::feed) says how much of its input
+//! it used, so that a session can stop after any line (while its replies wait
+//! for the client) and feed the rest later; [`Framer::finish`](crate::framing::Framer::finish) gives the
+//! unfinished last line at end of file.
 
 use std::ops::ControlFlow;
 
-const IAC: u8 = 255;
-const DONT: u8 = 254;
-const WILL: u8 = 251;
+/// Interpret As Command: starts every Telnet command.
+pub const IAC: u8 = 255;
+/// Asks the other side not to use an option.
+pub const DONT: u8 = 254;
+/// Asks the other side to use an option.
+pub const DO: u8 = 253;
+/// Refuses (or stops) an option on the sender's side.
+pub const WONT: u8 = 252;
+/// Offers (or confirms) an option on the sender's side.
+pub const WILL: u8 = 251;
 const SB: u8 = 250;
 const SE: u8 = 240;
+/// The TIMING-MARK option (RFC 860).
+pub const TIMING_MARK: u8 = 6;
+
+/// The answer owed to a client's `IAC verb option`, as a server that
+/// supports no option (RFC 1143, "the Q method" with every option refused):
+/// DO is answered WONT and WILL is answered DONT; WONT and DONT, which only
+/// confirm the state both sides are already in, get nothing, so two refusing
+/// sides can never loop. The exception is DO TIMING-MARK, answered WILL
+/// TIMING-MARK (RFC 860): a telnet client sends it after the user's
+/// interrupt (Ctrl-C) and hides all output until the answer comes; the
+/// answer means "everything before this has been processed", which is true
+/// once the framer has reached it.
+pub fn answer(verb: u8, option: u8) -> Option<[u8; 3]> {
+    match verb {
+        DO if option == TIMING_MARK => Some([IAC, WILL, option]),
+        DO => Some([IAC, WONT, option]),
+        WILL => Some([IAC, DONT, option]),
+        _ => None,
+    }
+}
 
 /// What the framer found in the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +56,14 @@ pub enum Event<'a> {
     Line(&'a [u8]),
     /// The current line grew past the limit; the session should end.
     TooLong,
+    /// `IAC verb option` with verb one of WILL, WONT, DO, DONT: removed from
+    /// the line, reported for [`answer`].
+    Negotiation {
+        /// WILL, WONT, DO or DONT.
+        verb: u8,
+        /// The option code.
+        option: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +72,8 @@ enum Telnet {
     Data,
     /// After IAC.
     Iac,
-    /// After IAC WILL/WONT/DO/DONT: the next byte is the option.
-    Option,
+    /// After IAC WILL/WONT/DO/DONT (the verb): the next byte is the option.
+    Option(u8),
     /// Inside IAC SB …: everything is dropped until IAC SE.
     Sub,
     /// After IAC inside a subnegotiation.
@@ -74,18 +113,22 @@ impl Framer {
         }
     }
 
-    /// Feeds `input`, calling `on` for every event in order. Stops early and
-    /// returns `Break` when `on` does; input after that point is discarded.
+    /// Feeds `input`, calling `on` for every event in order. Stops early when
+    /// `on` returns `Break`, and returns how many bytes of `input` it used
+    /// with the flow: the bytes after that point have not been looked at and
+    /// may be fed again (a session that stops reading while replies wait
+    /// does). After [`Event::TooLong`] all input is used and ignored.
     #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn feed<B>(
         &mut self,
         input: &[u8],
         mut on: impl FnMut(Event<'_>) -> ControlFlow<B>,
-    ) -> ControlFlow<B> {
+    ) -> (usize, ControlFlow<B>) {
         if self.overflowed {
-            return ControlFlow::Continue(());
+            return (input.len(), ControlFlow::Continue(()));
         }
-        for &b in input {
+        for (i, &b) in input.iter().enumerate() {
+            let used = i + 1;
             let data = match self.telnet {
                 Telnet::Data if b == IAC => {
                     self.telnet = Telnet::Iac;
@@ -95,14 +138,17 @@ impl Framer {
                 Telnet::Iac => {
                     self.telnet = match b {
                         IAC => Telnet::Data,
-                        WILL..=DONT => Telnet::Option,
+                        WILL..=DONT => Telnet::Option(b),
                         SB => Telnet::Sub,
                         _ => Telnet::Data,
                     };
                     (b == IAC).then_some(IAC)
                 }
-                Telnet::Option => {
+                Telnet::Option(verb) => {
                     self.telnet = Telnet::Data;
+                    if let ControlFlow::Break(b) = on(Event::Negotiation { verb, option: b }) {
+                        return (used, ControlFlow::Break(b));
+                    }
                     None
                 }
                 Telnet::Sub => {
@@ -124,17 +170,30 @@ impl Framer {
                     self.after_cr = b == b'\r';
                     let flow = on(Event::Line(&self.line));
                     self.line.clear();
-                    flow?;
+                    if flow.is_break() {
+                        return (used, flow);
+                    }
                 }
                 _ if self.line.len() >= self.max => {
                     self.overflowed = true;
                     self.line.clear();
-                    return on(Event::TooLong);
+                    return (input.len(), on(Event::TooLong));
                 }
                 _ => self.line.push(b),
             }
         }
-        ControlFlow::Continue(())
+        (input.len(), ControlFlow::Continue(()))
+    }
+
+    /// At end of file: the unfinished last line, if it holds any byte, as a
+    /// line (`printf date | nc -N host 2345` is answered). The framer takes
+    /// no more input afterwards.
+    pub fn finish(&mut self) -> Option<&[u8]> {
+        if self.overflowed || self.line.is_empty() {
+            return None;
+        }
+        self.overflowed = true;
+        Some(&self.line)
     }
 
     /// Bytes of an unfinished line held right now.
@@ -153,10 +212,11 @@ mod tests {
         let mut out = Vec::new();
         for c in chunks {
             let _ = f.feed::<()>(c, |e| {
-                out.push(match e {
-                    Event::Line(l) => Ok(l.to_vec()),
-                    Event::TooLong => Err(()),
-                });
+                match e {
+                    Event::Line(l) => out.push(Ok(l.to_vec())),
+                    Event::TooLong => out.push(Err(())),
+                    Event::Negotiation { .. } => {}
+                }
                 ControlFlow::Continue(())
             });
         }
@@ -248,7 +308,7 @@ mod tests {
     fn break_stops_processing() {
         let mut f = Framer::new(10);
         let mut seen = Vec::new();
-        let flow = f.feed(b"a\nquit\nb\n", |e| {
+        let (used, flow) = f.feed(b"a\nquit\nb\n", |e| {
             if let Event::Line(l) = e {
                 seen.push(l.to_vec());
                 if l == b"quit" {
@@ -258,7 +318,103 @@ mod tests {
             ControlFlow::Continue(())
         });
         assert_eq!(flow, ControlFlow::Break(()));
+        assert_eq!(used, 7, "up to and including the LF of quit");
         assert_eq!(seen, vec![b"a".to_vec(), b"quit".to_vec()]);
+    }
+
+    /// Every negotiation in `input`, in order.
+    fn negotiations(input: &[u8]) -> Vec<(u8, u8)> {
+        let mut f = Framer::new(100);
+        let mut out = Vec::new();
+        let _ = f.feed::<()>(input, |e| {
+            if let Event::Negotiation { verb, option } = e {
+                out.push((verb, option));
+            }
+            ControlFlow::Continue(())
+        });
+        out
+    }
+
+    #[test]
+    fn negotiation_is_reported_and_answered_as_rfc_1143_says() {
+        // IAC DO ECHO, IAC WILL TTYPE, IAC DO TIMING-MARK, IAC WONT 7,
+        // IAC DONT 8, and IAC IP (no option: not a negotiation).
+        let input = b"\xff\xfd\x01\xff\xfb\x18\xff\xfd\x06\xff\xfc\x07\xff\xfe\x08\xff\xf4";
+        let got = negotiations(input);
+        assert_eq!(
+            got,
+            vec![
+                (DO, 1),
+                (WILL, 0x18),
+                (DO, TIMING_MARK),
+                (WONT, 7),
+                (DONT, 8)
+            ]
+        );
+        let answers: Vec<_> = got.iter().filter_map(|&(v, o)| answer(v, o)).collect();
+        assert_eq!(
+            answers,
+            vec![[IAC, WONT, 1], [IAC, DONT, 0x18], [IAC, WILL, TIMING_MARK]]
+        );
+        // A client's WILL TIMING-MARK is refused like any other option.
+        assert_eq!(answer(WILL, TIMING_MARK), Some([IAC, DONT, TIMING_MARK]));
+    }
+
+    #[test]
+    fn refusals_are_never_answered() {
+        for option in 0..=255u8 {
+            assert_eq!(answer(WONT, option), None);
+            assert_eq!(answer(DONT, option), None);
+            // And no answer is itself something that would be answered.
+            for verb in [DO, WILL] {
+                let [iac, v, o] = answer(verb, option).expect("answered");
+                assert_eq!((iac, o), (IAC, option));
+                assert!(v == WONT || v == DONT || (verb, v, o) == (DO, WILL, TIMING_MARK));
+            }
+        }
+    }
+
+    #[test]
+    fn feed_resumes_where_it_stopped() {
+        // Stop after every line and feed the rest: the same lines, and the
+        // CR LF split by the stop is still one line end.
+        let input = b"date\r\nwho\r\n\xff\xfd\x06help\n";
+        let mut f = Framer::new(100);
+        let mut seen = Vec::new();
+        let mut rest: &[u8] = input;
+        while !rest.is_empty() {
+            let (used, _) = f.feed(rest, |e| {
+                seen.push(format!("{e:?}"));
+                ControlFlow::Break(())
+            });
+            assert!(used > 0);
+            rest = &rest[used..];
+        }
+        assert_eq!(
+            seen,
+            vec![
+                "Line([100, 97, 116, 101])",
+                "Line([119, 104, 111])",
+                "Negotiation { verb: 253, option: 6 }",
+                "Line([104, 101, 108, 112])"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_last_line_at_eof_is_finished() {
+        let mut f = Framer::new(10);
+        let _ = f.feed::<()>(b"who\ndate", |_| ControlFlow::Continue(()));
+        assert_eq!(f.finish(), Some(&b"date"[..]));
+        assert_eq!(f.finish(), None, "only once");
+        // Nothing pending: nothing to finish.
+        let mut f = Framer::new(10);
+        let _ = f.feed::<()>(b"who\n\xff\xf1", |_| ControlFlow::Continue(()));
+        assert_eq!(f.finish(), None);
+        // An over-long line is not a line at EOF either.
+        let mut f = Framer::new(2);
+        let _ = f.feed::<()>(b"abc", |_| ControlFlow::Continue(()));
+        assert_eq!(f.finish(), None);
     }
 
     #[test]
@@ -289,6 +445,7 @@ mod proptests {
     enum Ev {
         Line(Vec<u8>),
         TooLong,
+        Neg(u8, u8),
     }
 
     /// Feeds `chunks` in order and returns every event; also checks that the
@@ -301,12 +458,41 @@ mod proptests {
                 out.push(match e {
                     Event::Line(l) => Ev::Line(l.to_vec()),
                     Event::TooLong => Ev::TooLong,
+                    Event::Negotiation { verb, option } => Ev::Neg(verb, option),
                 });
                 ControlFlow::Continue(())
             });
             assert!(f.pending() <= max);
         }
         out
+    }
+
+    /// Like [`run`], but stopping after every `stop_every`-th event and
+    /// feeding the unused rest again, as a session that waits for its
+    /// replies to drain does.
+    fn run_pausing(max: usize, input: &[u8], stop_every: usize) -> Vec<Ev> {
+        let mut f = Framer::new(max);
+        let mut out = Vec::new();
+        let mut rest = input;
+        loop {
+            let (used, _) = f.feed(rest, |e| {
+                out.push(match e {
+                    Event::Line(l) => Ev::Line(l.to_vec()),
+                    Event::TooLong => Ev::TooLong,
+                    Event::Negotiation { verb, option } => Ev::Neg(verb, option),
+                });
+                if out.len() % stop_every == 0 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            assert!(used <= rest.len());
+            rest = &rest[used..];
+            if rest.is_empty() {
+                return out;
+            }
+        }
     }
 
     /// `input` cut at the given points (taken modulo its length).
@@ -383,6 +569,15 @@ mod proptests {
         }
 
         #[test]
+        fn stopping_and_resuming_does_not_matter(
+            input in prop::collection::vec(wild_byte(), 0..400),
+            max in 1usize..64,
+            stop_every in 1usize..4,
+        ) {
+            prop_assert_eq!(run(max, [input.as_slice()]), run_pausing(max, &input, stop_every));
+        }
+
+        #[test]
         fn lines_hold_no_line_end_and_respect_the_limit(
             input in prop::collection::vec(wild_byte(), 0..400),
             max in 1usize..64,
@@ -396,6 +591,7 @@ mod proptests {
                     }
                     // TooLong is the last thing the framer ever says.
                     Ev::TooLong => prop_assert_eq!(i, events.len() - 1),
+                    Ev::Neg(verb, _) => prop_assert!((WILL..=DONT).contains(verb)),
                 }
             }
         }
@@ -459,7 +655,12 @@ mod proptests {
             }
             noisy.extend_from_slice(&clean[prev..]);
             let want = run(30, [clean.as_slice()]);
-            prop_assert_eq!(run(30, split(&noisy, &cuts)), want);
+            let mut got = run(30, split(&noisy, &cuts));
+            let negotiations = at.iter().filter(|(_, c)| (WILL..=DONT).contains(&c[1])).count();
+            let before = got.len();
+            got.retain(|e| !matches!(e, Ev::Neg(..)));
+            prop_assert_eq!(before - got.len(), negotiations);
+            prop_assert_eq!(got, want);
         }
 
         #[test]

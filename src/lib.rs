@@ -47,6 +47,7 @@ pub mod status;
 // ---- the server ----
 
 pub mod admission;
+pub mod busy;
 pub mod fdio;
 pub mod handover;
 pub mod listen;
@@ -62,9 +63,11 @@ pub mod template;
 
 // ---- the protocol (pure) ----
 
+pub mod access;
 pub mod config;
 pub mod framing;
 pub mod protocol;
+pub mod rate;
 pub mod text;
 
 // ---- the commands and their readers ----

@@ -74,7 +74,7 @@ pub fn resolve(cfg: &Config) -> Result<Option<Target>> {
 /// In a static glibc build, makes the user and group lookups use glibc's
 /// built-in `files` service instead of the modules nsswitch.conf names (see
 /// the module notes). Idempotent; does nothing in other builds.
-fn files_only_lookups() {
+pub fn files_only_lookups() {
     #[cfg(all(target_env = "gnu", target_feature = "crt-static"))]
     {
         unsafe extern "C" {

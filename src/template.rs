@@ -19,6 +19,8 @@
 //! A change to the session path that breaks these rules still works; it
 //! only costs faults per session, which `bench/compare.sh` reports.
 
+use std::os::fd::RawFd;
+
 use crate::config::Config;
 use crate::session::{self, Buffers, Context};
 
@@ -40,12 +42,14 @@ impl Template {
         }
     }
 
-    /// What a session reads from the parent.
-    pub fn context<'a>(&'a self, cfg: &'a Config) -> Context<'a> {
+    /// What a session reads from the parent; `busy` is the read end of the
+    /// "server is full" pipe ([`crate::busy`]), if any.
+    pub fn context<'a>(&'a self, cfg: &'a Config, busy: Option<RawFd>) -> Context<'a> {
         Context {
             cfg,
             hello_tcp: &self.hello_tcp,
             hello_unix: &self.hello_unix,
+            busy,
         }
     }
 
@@ -67,7 +71,8 @@ impl Template {
     /// parent keeps mapped are those of serving and of a session, which
     /// children share.
     pub fn rehearse(&self, cfg: &Config) {
-        let ctx = self.context(cfg);
+        // The rehearsal is never shed.
+        let ctx = self.context(cfg, None);
         let rehearsal = session::Rehearsal::prepare(&ctx);
         let trimmed = crate::memory::trim();
         log::debug!("gave back {trimmed} kB of start-up code pages");

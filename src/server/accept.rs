@@ -75,9 +75,7 @@ impl Server {
             match self.admission.decide(&peer, &mut self.reaper, log_exit) {
                 Verdict::Admit(source) => self.spawn(client, idx, tcp, peer, source),
                 Verdict::Refuse(why) => {
-                    if let Refusal::Busy(src) = why {
-                        log::info!("REFUSED: too many sessions from {src}");
-                    }
+                    self.admission.refused(&why, &peer);
                     why.tell(&client, tcp);
                 }
             }
@@ -115,6 +113,7 @@ impl Server {
                 .iter()
                 .map(|l| l.raw())
                 .chain(self.publication.fds())
+                .chain(self.admission.parent_fds())
                 .chain(self.spare.as_ref().map(AsRawFd::as_raw_fd))
                 .chain(std::iter::once(self.reaper.read_fd())),
         );
@@ -129,7 +128,7 @@ impl Server {
                 via
             );
         }
-        let ctx = self.template.context(&self.cfg);
+        let ctx = self.template.context(&self.cfg, self.admission.busy_fd());
         // SAFETY: this process never returns from here and never drops the
         // template.
         let bufs = unsafe { self.template.buffers() };

@@ -119,6 +119,7 @@ impl Server {
             }
             let now = Instant::now();
             self.publication.tick(now);
+            self.admission.tick(now);
             self.reaper.tick(now, log_exit);
             if n > 0 && fds[0].revents != 0 {
                 let got = self.signals.drain();
