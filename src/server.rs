@@ -179,6 +179,13 @@ impl Server {
         inherited: Option<reload::Inherited>,
     ) -> Result<Self> {
         let signals = Signals::install()?;
+        // [abuse: busy] Created before any fork, so every child has the read
+        // end; and right after the signalfd, so that its read end sits with
+        // the fds children keep and its write end starts the run of fds they
+        // close (one close_range in every child, not two).
+        let busy = crate::busy::Busy::new()
+            .map_err(|e| log::warn!("busy pipe: {e}; idle sessions are not shed when full"))
+            .ok();
         let notifier = Notifier::from_env();
         // Privileges are dropped once, by the first image; a reloaded image
         // runs as whoever that made it (prepare_reload warns about a change).
@@ -326,10 +333,7 @@ impl Server {
                 .ok(),
             unread: 0,
             session_bufs,
-            // [abuse: busy] Created before any fork, so every child has the read end.
-            busy: crate::busy::Busy::new()
-                .map_err(|e| log::warn!("busy pipe: {e}; idle sessions are not shed when full"))
-                .ok(),
+            busy,
         };
         server.write_status();
         if let Some(left) = &inherited_leftovers {
