@@ -53,6 +53,8 @@ pub mod signals;
 
 /// `[access]`: allow/deny prefixes and Unix peers, checked at accept time.
 pub mod access;
+/// The parent's admission checks at accept time: access, then rate.
+pub mod admission;
 /// The configuration: TOML in, validated values out.
 pub mod config;
 /// Line framing with Telnet removed.
