@@ -34,6 +34,10 @@ pub mod status;
 pub mod children;
 /// Reads into uninitialised buffers, for the paths every session pays for.
 pub mod fdio;
+/// FIFO endpoints: one cookie per reader through a named pipe.
+pub mod fifo;
+/// `-i`: one session on a connection an inetd-style launcher accepted.
+pub mod inetd;
 /// Binding and adopting listening sockets.
 pub mod listen;
 /// Giving back the pages of start-up code.
