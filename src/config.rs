@@ -93,6 +93,10 @@ pub struct Listen {
     pub unix_mode: String,
     /// listen(2) backlog.
     pub backlog: u32,
+    /// FIFO paths: each reader reads one cookie (see crate::fifo).
+    pub fifo: Vec<PathBuf>,
+    /// Octal permissions of the FIFOs.
+    pub fifo_mode: String,
 }
 
 /// `[daemon]`: process identity.
@@ -224,6 +228,8 @@ struct RawListen {
     unix: Option<Vec<PathBuf>>,
     unix_mode: Option<String>,
     backlog: Option<u32>,
+    fifo: Option<Vec<PathBuf>>,
+    fifo_mode: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -328,6 +334,8 @@ impl Config {
                 unix: l.unix.unwrap_or_else(|| vec![run.join("hostinfod.sock")]),
                 unix_mode: l.unix_mode.unwrap_or_else(|| "0666".into()),
                 backlog: l.backlog.unwrap_or(128),
+                fifo: l.fifo.unwrap_or_default(),
+                fifo_mode: l.fifo_mode.unwrap_or_else(|| "0644".into()),
             },
             daemon: Daemon {
                 pid_file: d.pid_file.unwrap_or_else(|| run.join("hostinfod.pid")),
@@ -398,6 +406,16 @@ impl Config {
             }
         }
         parse_mode(&self.listen.unix_mode).map_err(|m| ("listen.unix_mode".to_string(), m))?;
+        for (i, p) in self.listen.fifo.iter().enumerate() {
+            check_abs_path("listen.fifo", p)?;
+            if p.file_name().is_none() {
+                return err("listen.fifo", format!("{}: not a file path", p.display()));
+            }
+            if self.listen.unix.contains(p) || self.listen.fifo[..i].contains(p) {
+                return err("listen.fifo", format!("{}: configured twice", p.display()));
+            }
+        }
+        parse_mode(&self.listen.fifo_mode).map_err(|m| ("listen.fifo_mode".to_string(), m))?;
         if self.listen.backlog == 0 {
             return err("listen.backlog", "must be at least 1".into());
         }
@@ -482,6 +500,11 @@ impl Config {
     /// `listen.unix_mode` as a number (validated at load).
     pub fn unix_mode(&self) -> u32 {
         parse_mode(&self.listen.unix_mode).unwrap_or(0o666)
+    }
+
+    /// `listen.fifo_mode` as a number (validated at load).
+    pub fn fifo_mode(&self) -> u32 {
+        parse_mode(&self.listen.fifo_mode).unwrap_or(0o644)
     }
 
     /// `daemon.umask` as a number (validated at load).
@@ -779,7 +802,7 @@ mod tests {
             .lines()
             .filter(|l| l.contains(" = ") && !l.starts_with('#'))
             .count();
-        assert_eq!(keys, 23, "one line per key");
+        assert_eq!(keys, 25, "one line per key");
     }
 
     #[test]

@@ -102,6 +102,8 @@ pub struct Server {
     unread: usize,
     /// The session's buffers, allocated once here and used by each child.
     session_bufs: session::Buffers,
+    // [fifo wiring] the FIFO endpoints and their writer children.
+    fifos: crate::fifo::Fifos,
 }
 
 /// Starts hostinfod as `opts` says and runs until it is stopped. Returns the
@@ -258,6 +260,8 @@ impl Server {
             privileges::drop_to(t)?;
             log::info!("running as user {} (uid {}, gid {})", t.name, t.uid, t.gid);
         }
+        // [fifo wiring] prepared as the user the writers run as.
+        let fifos = crate::fifo::Fifos::prepare(&cfg)?;
 
         let generation = inherited.as_ref().map_or(0, |i| i.generation);
         let inherited_leftovers = inherited.as_ref().map(|i| i.leftovers.clone());
@@ -324,7 +328,10 @@ impl Server {
                 .ok(),
             unread: 0,
             session_bufs,
+            fifos, // [fifo wiring]
         };
+        let fds = server.parent_fds(); // [fifo wiring] 
+        server.fifos.start_due(&fds); // [fifo wiring] 
         server.write_status();
         if let Some(left) = &inherited_leftovers {
             // Never what this image itself uses (the default status file of
@@ -370,6 +377,19 @@ impl Server {
         Ok(server)
     }
 
+    // [fifo wiring] every descriptor of the parent a FIFO writer must not keep.
+    fn parent_fds(&self) -> Vec<RawFd> {
+        self.listeners
+            .iter()
+            .map(Listener::raw)
+            .chain(self.pidfile.as_ref().map(Pidfile::raw))
+            .chain(self.spare.as_ref().map(AsRawFd::as_raw_fd))
+            .chain(self.notifier.raw())
+            .chain(self.exits.as_ref().map(ExitPipe::read_fd))
+            .chain(std::iter::once(self.signals.raw()))
+            .collect()
+    }
+
     fn status_line(&self) -> String {
         format!(
             "serving {} listener(s), generation {}, {} session(s)",
@@ -381,6 +401,7 @@ impl Server {
 
     fn write_status(&mut self) {
         self.status.listeners = self.listeners.iter().map(|l| l.addr.to_string()).collect();
+        self.status.listeners.extend(self.fifos.listeners()); // [fifo wiring] 
         if let Err(e) = self.status.write(&self.status_path) {
             log::warn!(
                 "cannot write status file {}: {e}",
@@ -447,6 +468,10 @@ impl Server {
                 continue;
             }
             self.tick_watchdog();
+            if self.fifos.next_due().is_some_and(|t| Instant::now() >= t) {
+                let fds = self.parent_fds(); // [fifo wiring] 
+                self.fifos.start_due(&fds); // [fifo wiring] 
+            }
             if self.scan_due.is_some_and(|t| Instant::now() >= t) {
                 self.reap_all();
             }
@@ -454,6 +479,7 @@ impl Server {
                 let p = self.signals.drain();
                 if p.child {
                     self.on_sigchld(p.exited);
+                    self.fifos.on_sigchld(); // [fifo wiring] 
                 }
                 if p.terminate {
                     return self.shutdown();
@@ -513,7 +539,10 @@ impl Server {
     fn poll_timeout(&self) -> i32 {
         let now = Instant::now();
         let mut deadline: Option<Instant> = self.next_watchdog;
-        for t in [self.paused_until, self.scan_due].into_iter().flatten() {
+        for t in [self.paused_until, self.scan_due, self.fifos.next_due()] // [fifo wiring]
+            .into_iter()
+            .flatten()
+        {
             deadline = Some(deadline.map_or(t, |d| d.min(t)));
         }
         match deadline {
@@ -756,6 +785,8 @@ impl Server {
     fn prepare_reload(&mut self, hup_at: u64) -> std::result::Result<(), String> {
         let new =
             Config::load(self.opts.config.as_deref(), &self.env).map_err(|e| e.to_string())?;
+        // [fifo wiring] a FIFO path that cannot be set up rejects the reload.
+        crate::fifo::Fifos::prepare(&new).map_err(|e| e.to_string())?;
         if (&new.daemon.user, &new.daemon.group) != (&self.cfg.daemon.user, &self.cfg.daemon.group)
         {
             log::warn!(
@@ -834,6 +865,15 @@ impl Server {
                 self.status_path = new.status_file(&self.env);
             }
         }
+        // [fifo wiring] FIFOs no longer configured are removed by the next image; the
+        // writers end here and the next image starts its own.
+        leftovers.extend(
+            self.fifos
+                .paths()
+                .filter(|p| !new.listen.fifo.iter().any(|q| q == p))
+                .map(Path::to_path_buf),
+        );
+        self.fifos.stop(); // [fifo wiring] 
         self.notifier.reloading();
         let h = reload::Handover {
             exe: &self.exe,
@@ -869,6 +909,8 @@ impl Server {
         self.notifier.stopping();
         listen::remove_socket_files(&self.listeners);
         self.listeners.clear();
+        self.fifos.stop(); // [fifo wiring] 
+        self.fifos.remove_files(); // [fifo wiring] 
         let _ = std::fs::remove_file(&self.status_path);
         if let Some(p) = self.pidfile.take() {
             p.remove();
@@ -959,7 +1001,8 @@ fn remove_leftovers(paths: &[PathBuf]) {
         let Ok(meta) = std::fs::symlink_metadata(p) else {
             continue;
         };
-        let ours = if meta.file_type().is_socket() {
+        let ours = if meta.file_type().is_socket() || meta.file_type().is_fifo() {
+            // [fifo wiring] a FIFO endpoint the new configuration dropped
             true
         } else if meta.is_file() {
             crate::pidfile::read_pid(p) == Some(me as i32)
