@@ -49,8 +49,8 @@
 //! without blocking through `/proc/self/fd` and closes it again: ENXIO means
 //! nobody waits, success wakes any such reader with end-of-file.
 //!
-//! The writer is a long-lived child of the daemon's parent: [`spawn`] forks
-//! it, [`Fifos`] is the parent's book of them (restart when one dies, SIGTERM
+//! The writer is a long-lived child of the daemon's parent: [`crate::fifo::spawn`] forks
+//! it, [`crate::fifo::Fifos`] is the parent's book of them (restart when one dies, SIGTERM
 //! at stop or before a reload's exec).
 
 use std::ffi::CString;

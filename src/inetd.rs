@@ -6,7 +6,7 @@
 //! `StandardInput=socket` give), or fd 3 when `LISTEN_PID` names us and
 //! `LISTEN_FDS` is 1 (systemd `Accept=yes` without `StandardInput=socket`,
 //! `systemd-socket-activate --accept`). The session is the daemon's own
-//! [`session::serve`], with the same greeting, line ends (CRLF on TCP, LF on
+//! [`crate::session::serve`], with the same greeting, line ends (CRLF on TCP, LF on
 //! a Unix socket), timeouts and line limit; the peer comes from getpeername
 //! (SO_PEERCRED on a Unix socket). Per-source and total limits are the
 //! launcher's (`MaxConnectionsPerSource=`, xinetd's `per_source`,
@@ -18,7 +18,7 @@
 //! or fd 2 is the connection itself, it is pointed at /dev/null first, so
 //! nothing meant for a log (a panic, a fallback logger) can reach the
 //! client. The START and EXIT records are the daemon's, and the exit status
-//! says how the session ended ([`session::End::exit_code`]).
+//! says how the session ended ([`crate::session::End::exit_code`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
