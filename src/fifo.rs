@@ -56,7 +56,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -96,26 +96,26 @@ fn cpath(path: &Path) -> Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| err(path, "path contains a NUL byte"))
 }
 
-/// Sets up the FIFO at `path` before its writer starts: creates it with
-/// mkfifo at `mode` if missing, or sets `mode` on the FIFO that is there.
-/// Anything else at the path is refused and never removed.
+/// Checks `path` before its writer starts: a FIFO there is taken over, a
+/// missing one is made by the writer (mkfifo at `mode`, moved into place
+/// with its first cookie in it, so nobody ever waits on a FIFO without a
+/// writer), anything else is refused and never removed. The directory is
+/// created if missing and must be writable.
 pub fn prepare(path: &Path, mode: u32) -> Result<()> {
+    let _ = mode; // applied by the writer to every FIFO it makes
     // The directory checks sockets get (src/runtime.rs, which another change
     // brings) go here, the one call site for FIFO paths:
     //     crate::runtime::check_dir(path)?;
     crate::daemon::ensure_parent_dir(path)?;
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_fifo() => {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::file(path, e))?;
-        }
+        Ok(m) if m.file_type().is_fifo() => {}
         Ok(_) => {
             return Err(err(
                 path,
                 "a file that is not a FIFO is in the way (not removed)",
             ));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => make(path, mode)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::file(path, e)),
     }
     // Every cookie is served from a new FIFO moved over the path.
@@ -134,14 +134,6 @@ pub fn prepare(path: &Path, mode: u32) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// mkfifo at exactly `mode` (mkfifo applies the umask).
-fn make(path: &Path, mode: u32) -> Result<()> {
-    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(mode))
-        .map_err(|e| err(path, format!("mkfifo: {}", e.desc())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::file(path, e))
 }
 
 /// Removes the FIFO at `path` (at stop, or when a reload drops it), so that
@@ -412,9 +404,11 @@ fn serve(path: &Path, mode: u32, fortune_paths: &[PathBuf]) -> Result<std::conve
     let tmp = path.with_file_name(tmp_name);
     let mut current: Option<Served> = None;
     let mut retired: std::collections::VecDeque<Retired> = std::collections::VecDeque::new();
-    // First of all, a FIFO of our own with a cookie in it replaces whatever
-    // FIFO is at the path (readers blocked on that one are woken by the
-    // probes, with end-of-file).
+    // First of all, a FIFO of our own with a cookie in it takes the path, or
+    // replaces the FIFO there (readers that wait on that one, which nobody
+    // writes to, are woken by the probes with end-of-file: it may be the
+    // FIFO of a writer that ended after its cookie was read, whose reader
+    // must not get a second one).
     let mut turn = true;
     let mut events = vec![0u8; 4096];
     loop {
@@ -654,13 +648,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prepare_creates_and_refuses() {
+    fn prepare_accepts_missing_and_fifo_refuses_others() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("sig");
-        prepare(&p, 0o640).expect("created");
-        let m = std::fs::symlink_metadata(&p).expect("exists");
-        assert!(m.file_type().is_fifo());
-        assert_eq!(m.permissions().mode() & 0o777, 0o640);
+        let p = dir.path().join("sub").join("sig");
+        prepare(&p, 0o640).expect("missing is fine");
+        assert!(dir.path().join("sub").is_dir(), "directory made");
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
         prepare(&p, 0o644).expect("an existing FIFO is taken");
         let f = dir.path().join("file");
         std::fs::write(&f, "keep").expect("write");
