@@ -411,10 +411,13 @@ fn serve(path: &Path, mode: u32, fortune_paths: &[PathBuf]) -> Result<std::conve
     // must not get a second one).
     let mut turn = true;
     let mut events = vec![0u8; 4096];
+    // Chosen ahead, so that a reader waits for no file reads between its
+    // cookie and its end-of-file.
+    let mut next_cookie = cookie(fortune_paths);
     loop {
         if turn {
             turn = false;
-            let next = fresh(path, &tmp, mode, &ino, &cookie(fortune_paths))?;
+            let next = fresh(path, &tmp, mode, &ino, &next_cookie)?;
             let old_file = swap_in(path, &tmp)?;
             if let Some(old) = current.replace(next) {
                 // SAFETY: plain system call on our inotify fd.
@@ -435,6 +438,7 @@ fn serve(path: &Path, mode: u32, fortune_paths: &[PathBuf]) -> Result<std::conve
                     step: 0,
                 });
             }
+            next_cookie = cookie(fortune_paths);
         }
         let now = Instant::now();
         let due = retired.iter().map(|r| r.since + PROBES[r.step]).min();

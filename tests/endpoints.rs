@@ -693,3 +693,53 @@ fn inetd_flag_is_in_help() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("-i, --inetd"), "{text}");
 }
+
+/// Reads what arrives on `f` until end-of-file, each wait bounded by `within`;
+/// None if it neither sends nor ends in time.
+fn read_bounded(f: &mut std::fs::File, within: Duration) -> Option<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    loop {
+        let mut pfd = [nix::libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: nix::libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: a valid array of one pollfd.
+        let n = unsafe { nix::libc::poll(pfd.as_mut_ptr(), 1, within.as_millis() as i32) };
+        if n <= 0 {
+            return None;
+        }
+        let mut buf = [0u8; 8192];
+        match f.read(&mut buf) {
+            Ok(0) => return Some(out),
+            Ok(k) => out.extend_from_slice(&buf[..k]),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn fifo_reader_that_stays_open_never_gets_a_second_cookie() {
+    // perlipc's writer, without its sleep, hands the reader it just served
+    // the next cookie too when that reader still has the FIFO open.
+    let (s, paths) = fifo_setup(&["sig"]);
+    let _d = s.start();
+    let p = &paths[0];
+    assert!(eventually(Duration::from_secs(5), || is_fifo(p)));
+    let mut first = std::fs::File::open(p).expect("open");
+    let got = read_bounded(&mut first, Duration::from_secs(5)).expect("cookie and EOF");
+    assert!(one_cookie(&got), "{:?}", String::from_utf8_lossy(&got));
+    // Still open: other readers are served meanwhile, and nothing more
+    // reaches this one.
+    for _ in 0..5 {
+        let (c, ended) = cat(p, Duration::from_secs(5));
+        assert!(ended && one_cookie(&c));
+        let more = read_bounded(&mut first, Duration::from_secs(2)).expect("EOF");
+        assert!(
+            more.is_empty(),
+            "second cookie: {:?}",
+            String::from_utf8_lossy(&more)
+        );
+    }
+}
