@@ -14,10 +14,10 @@
 //!
 //! There are no listeners, no pidfile, no daemonizing and no status file.
 //! Logging goes to syslog (`log.destination = "auto"`), since stderr may be
-//! the client: xinetd hands the connection over as fds 0, 1 and 2. When fd 1
-//! or fd 2 is the connection itself, it is pointed at /dev/null first, so
-//! nothing meant for a log (a panic, a fallback logger) can reach the
-//! client. The START and EXIT records are the daemon's, and the exit status
+//! the client: xinetd hands the connection over as fds 0, 1 and 2. Those of
+//! fds 0-2 that are the connection but not the descriptor served are pointed
+//! at /dev/null first, so nothing meant for a log (a panic, a fallback
+//! logger) can reach the client. The START and EXIT records are the daemon's, and the exit status
 //! says how the session ended ([`crate::session::End::exit_code`]).
 
 use std::net::{IpAddr, SocketAddr};
@@ -89,13 +89,20 @@ fn identity(fd: RawFd) -> Option<(u64, u64)> {
     (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
 }
 
-/// Points fd 1 and fd 2 at /dev/null when they are the connection (xinetd
-/// passes it as all three), so only the session writes to the client.
+/// Points fds 0-2 at /dev/null where they are the connection but not the
+/// descriptor served (xinetd passes it as all three; systemd with
+/// `StandardInput=socket` as fd 0 and fd 1 beside fd 3), so only the session
+/// writes to the client, and closing the served descriptor ends the
+/// connection.
 fn quiet_stdio(conn: RawFd) {
     let Some(id) = identity(conn) else { return };
-    for fd in [1, 2] {
+    for fd in [0, 1, 2] {
         if fd != conn && identity(fd) == Some(id) {
-            let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+            let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            else {
                 continue;
             };
             // SAFETY: dup2 onto a standard descriptor this process owns.
