@@ -330,8 +330,8 @@ impl Server {
             session_bufs,
             fifos, // [fifo wiring]
         };
-        let fds = server.parent_fds(); // [fifo wiring] 
-        server.fifos.start_due(&fds); // [fifo wiring] 
+        let fds = server.parent_fds(); // [fifo wiring]
+        server.fifos.start_due(&fds); // [fifo wiring]
         server.write_status();
         if let Some(left) = &inherited_leftovers {
             // Never what this image itself uses (the default status file of
@@ -401,7 +401,7 @@ impl Server {
 
     fn write_status(&mut self) {
         self.status.listeners = self.listeners.iter().map(|l| l.addr.to_string()).collect();
-        self.status.listeners.extend(self.fifos.listeners()); // [fifo wiring] 
+        self.status.listeners.extend(self.fifos.listeners()); // [fifo wiring]
         if let Err(e) = self.status.write(&self.status_path) {
             log::warn!(
                 "cannot write status file {}: {e}",
@@ -469,8 +469,9 @@ impl Server {
             }
             self.tick_watchdog();
             if self.fifos.next_due().is_some_and(|t| Instant::now() >= t) {
-                let fds = self.parent_fds(); // [fifo wiring] 
-                self.fifos.start_due(&fds); // [fifo wiring] 
+                // [fifo wiring] restart the writers that are due
+                let fds = self.parent_fds(); // [fifo wiring]
+                self.fifos.start_due(&fds); // [fifo wiring]
             }
             if self.scan_due.is_some_and(|t| Instant::now() >= t) {
                 self.reap_all();
@@ -479,7 +480,7 @@ impl Server {
                 let p = self.signals.drain();
                 if p.child {
                     self.on_sigchld(p.exited);
-                    self.fifos.on_sigchld(); // [fifo wiring] 
+                    self.fifos.on_sigchld(); // [fifo wiring]
                 }
                 if p.terminate {
                     return self.shutdown();
@@ -873,7 +874,7 @@ impl Server {
                 .filter(|p| !new.listen.fifo.iter().any(|q| q == p))
                 .map(Path::to_path_buf),
         );
-        self.fifos.stop(); // [fifo wiring] 
+        self.fifos.stop(); // [fifo wiring]
         self.notifier.reloading();
         let h = reload::Handover {
             exe: &self.exe,
@@ -909,8 +910,8 @@ impl Server {
         self.notifier.stopping();
         listen::remove_socket_files(&self.listeners);
         self.listeners.clear();
-        self.fifos.stop(); // [fifo wiring] 
-        self.fifos.remove_files(); // [fifo wiring] 
+        self.fifos.stop(); // [fifo wiring]
+        self.fifos.remove_files(); // [fifo wiring]
         let _ = std::fs::remove_file(&self.status_path);
         if let Some(p) = self.pidfile.take() {
             p.remove();
