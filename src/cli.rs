@@ -30,6 +30,9 @@ pub struct Cli {
     /// Print the effective configuration (defaults filled in) as TOML and exit
     #[arg(long = "print-config", conflicts_with = "signal")]
     pub print_config: bool,
+    /// Serve one session on the connected socket at fd 0 and exit (inetd, xinetd, tcpserver, systemd Accept=yes)
+    #[arg(short = 'i', long = "inetd", conflicts_with_all = ["signal", "check_config", "print_config", "foreground"])]
+    pub inetd: bool,
     /// Control the running daemon: reload, stop or status
     #[arg(short = 's', value_name = "SIGNAL", value_parser = ["reload", "stop", "status"])]
     pub signal: Option<String>,
@@ -38,6 +41,9 @@ pub struct Cli {
 /// Parses the command line, runs, and returns the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if cli.inetd {
+        return crate::inetd::main(cli.config.as_deref());
+    }
     let env = Env::current();
     let result = if cli.check_config {
         Config::load(cli.config.as_deref(), &env).map(|_| println!("configuration OK"))

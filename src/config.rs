@@ -103,6 +103,12 @@ pub struct Listen {
     /// listen(2) backlog.
     #[serde(default = "default_backlog")]
     pub backlog: u32,
+    /// FIFO paths: each reader reads one cookie (see crate::fifo).
+    #[serde(default)]
+    pub fifo: Vec<PathBuf>,
+    /// Permissions of the FIFOs.
+    #[serde(default = "default_fifo_mode")]
+    pub fifo_mode: Mode,
 }
 
 /// `[daemon]`: process identity.
@@ -276,6 +282,9 @@ fn default_unix() -> Vec<PathBuf> {
 }
 fn default_unix_mode() -> Mode {
     Mode(0o666)
+}
+fn default_fifo_mode() -> Mode {
+    Mode(0o644)
 }
 fn default_backlog() -> u32 {
     128
@@ -554,6 +563,15 @@ impl Config {
                 );
             }
         }
+        for (i, p) in self.listen.fifo.iter().enumerate() {
+            check_abs_path("listen.fifo", p)?;
+            if p.file_name().is_none() {
+                return err("listen.fifo", format!("{}: not a file path", p.display()));
+            }
+            if self.listen.unix.contains(p) || self.listen.fifo[..i].contains(p) {
+                return err("listen.fifo", format!("{}: configured twice", p.display()));
+            }
+        }
         if self.listen.backlog == 0 {
             return err("listen.backlog", "must be at least 1".into());
         }
@@ -634,6 +652,11 @@ impl Config {
     /// `listen.unix_mode` as a number.
     pub fn unix_mode(&self) -> u32 {
         self.listen.unix_mode.bits()
+    }
+
+    /// `listen.fifo_mode` as a number.
+    pub fn fifo_mode(&self) -> u32 {
+        self.listen.fifo_mode.bits()
     }
 
     /// `daemon.umask` as a number.
@@ -975,7 +998,7 @@ mod tests {
             .lines()
             .filter(|l| l.contains(" = ") && !l.starts_with('#'))
             .count();
-        assert_eq!(keys, 31, "one line per key");
+        assert_eq!(keys, 33, "one line per key");
     }
 
     #[test]

@@ -161,10 +161,20 @@ fn show_status(cfg: &Config, env: &Env) -> Result<()> {
         }
     };
     let path = cfg.status_file(env);
+    // The FIFO writers are children too, but not sessions.
+    let mut writers = 0;
     match status::read_text(&path) {
-        Ok(text) => print!("{text}"),
+        Ok(text) => {
+            print!("{text}");
+            writers = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("listeners="))
+                .flat_map(|l| l.split(", "))
+                .filter(|l| l.starts_with("fifo "))
+                .count();
+        }
         Err(e) => println!("pid={pid}\n# status file {}: {e}", path.display()),
     }
-    println!("sessions={}", sessions(pid));
+    println!("sessions={}", sessions(pid).saturating_sub(writers));
     Ok(())
 }

@@ -58,6 +58,23 @@ pub enum Error {
         /// The underlying errno.
         source: Errno,
     },
+    /// An inherited descriptor (`LISTEN_FDS`, or the connection of `-i`) is
+    /// not what this mode serves.
+    #[error("inherited fd {fd}: {reason}")]
+    Inherited {
+        /// The descriptor number.
+        fd: std::os::fd::RawFd,
+        /// What it is and what was expected.
+        reason: String,
+    },
+    /// A FIFO endpoint cannot be set up or served.
+    #[error("fifo {}: {reason}", path.display())]
+    Fifo {
+        /// The FIFO path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A Unix socket path is occupied by something that is not a stale socket.
     #[error("cannot listen on unix {}: {reason}", path.display())]
     UnixPathBusy {

@@ -194,11 +194,33 @@ pub unsafe fn adopt(raw: RawFd) -> Result<Listener> {
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let shown = format!("inherited fd {raw}");
     let e = |source| listen_err(&shown, source);
-    if getsockopt(&fd, sockopt::SockType).map_err(e)? != SockType::Stream {
-        return Err(e(Errno::ENOTSOCK));
+    let inherited = |reason: &str| Error::Inherited {
+        fd: raw,
+        reason: reason.into(),
+    };
+    match getsockopt(&fd, sockopt::SockType) {
+        Ok(SockType::Stream) => {}
+        Ok(_) => {
+            return Err(inherited(
+                "not a stream socket; expected a listening TCP or Unix stream socket",
+            ));
+        }
+        Err(Errno::ENOTSOCK) => {
+            return Err(inherited(
+                "not a socket; expected a listening TCP or Unix stream socket",
+            ));
+        }
+        Err(err) => return Err(e(err)),
     }
+    // A connected socket is what systemd passes with Accept=yes: one
+    // connection for a process that serves just it. The daemon serves
+    // listeners; it says so rather than fail later with a bare EINVAL from
+    // accept (see hostinfod(8), INETD MODE).
     if !getsockopt(&fd, sockopt::AcceptConn).map_err(e)? {
-        return Err(e(Errno::EINVAL));
+        return Err(inherited(
+            "a connected socket, not a listening one (systemd Accept=yes?): \
+             run \"hostinfod -i\" for one connection (hostinfod-accept@.service), or use Accept=no",
+        ));
     }
     let sa: SockaddrStorage = getsockname(fd.as_raw_fd()).map_err(e)?;
     let addr = if let Some(a) = sa.as_sockaddr_in() {

@@ -7,7 +7,6 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::listen::Listener;
 use crate::notify::Notifier;
 use crate::pidfile::Pidfile;
 use crate::status::{ReloadResult, Status};
@@ -50,8 +49,9 @@ impl Publication {
         &self.status_path
     }
 
-    /// Serving: the status file, then `READY=1`.
-    pub fn serving(&mut self, listeners: &[Listener], sessions: usize) {
+    /// Serving on `listeners` (as `-s status` lists them): the status
+    /// file, then `READY=1`.
+    pub fn serving(&mut self, listeners: Vec<String>, sessions: usize) {
         self.write(listeners);
         self.notifier.ready(&self.headline(sessions));
     }
@@ -69,7 +69,7 @@ impl Publication {
     }
 
     /// The reload was refused: the old image serves on.
-    pub fn rejected(&mut self, reason: &str, listeners: &[Listener], sessions: usize) {
+    pub fn rejected(&mut self, reason: &str, listeners: Vec<String>, sessions: usize) {
         self.status.result = ReloadResult::Rejected(reason.to_string());
         self.write(listeners);
         self.notifier.send(&format!(
@@ -134,8 +134,8 @@ impl Publication {
         )
     }
 
-    fn write(&mut self, listeners: &[Listener]) {
-        self.status.listeners = listeners.iter().map(|l| l.addr.to_string()).collect();
+    fn write(&mut self, listeners: Vec<String>) {
+        self.status.listeners = listeners;
         if let Err(e) = self.status.write(&self.status_path) {
             log::warn!(
                 "cannot write status file {}: {e}",

@@ -7,6 +7,7 @@
 //! | admission | `admission.rs` | every decision taken at accept time |
 //! | publication | `publish.rs` | pidfile, status file, systemd notify and watchdog |
 //! | template | `template.rs` | what every session starts from |
+//! | FIFO writers | `fifo.rs` | the `[listen] fifo` endpoints and their writer children |
 //!
 //! and here: start-up (`start.rs`: a fresh start and a start after a
 //! reload, sharing one finish), accepting and forking (`accept.rs`), the
@@ -33,6 +34,7 @@ use nix::libc;
 use crate::admission::Admission;
 use crate::config::{Config, Env};
 use crate::error::Result;
+use crate::fifo::Fifos;
 use crate::listen::Listener;
 use crate::publish::Publication;
 use crate::reaper::{Reaped, Reaper, monotonic_us};
@@ -79,6 +81,7 @@ pub struct Server {
     admission: Admission,
     publication: Publication,
     template: Template,
+    fifos: Fifos,
 }
 
 impl Server {
@@ -120,11 +123,16 @@ impl Server {
             let now = Instant::now();
             self.publication.tick(now);
             self.admission.tick(now);
+            if self.fifos.next_due().is_some_and(|t| now >= t) {
+                let fds = self.parent_fds();
+                self.fifos.start_due(&fds);
+            }
             self.reaper.tick(now, log_exit);
             if n > 0 && fds[0].revents != 0 {
                 let got = self.signals.drain();
                 if got.child {
                     self.reaper.on_sigchld(got.exited, log_exit);
+                    self.fifos.on_sigchld();
                 }
                 if got.terminate {
                     return self.shutdown();
@@ -149,6 +157,7 @@ impl Server {
             self.reaper.deadline(),
             self.admission.deadline(),
             self.publication.deadline(),
+            self.fifos.next_due(),
         ]
         .into_iter()
         .flatten()
@@ -163,6 +172,30 @@ impl Server {
                 .div_ceil(1000)
                 .clamp(1, i32::MAX as u128) as i32,
         }
+    }
+}
+
+impl Server {
+    /// Every descriptor of the parent that a child it forks must not keep.
+    fn parent_fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd as _;
+        self.listeners
+            .iter()
+            .map(Listener::raw)
+            .chain(self.publication.fds())
+            .chain(self.admission.parent_fds())
+            .chain(self.spare.as_ref().map(|f| f.as_raw_fd()))
+            .chain([self.reaper.read_fd(), self.signals.raw()])
+            .collect()
+    }
+
+    /// What `-s status` lists: the listeners, then the FIFO endpoints.
+    fn endpoints(&self) -> Vec<String> {
+        self.listeners
+            .iter()
+            .map(|l| l.addr.to_string())
+            .chain(self.fifos.listeners())
+            .collect()
     }
 }
 

@@ -41,8 +41,9 @@ impl Server {
             "reload rejected, still serving generation {}: {reason}",
             self.publication.status().generation
         );
+        let endpoints = self.endpoints();
         self.publication
-            .rejected(&reason, &self.listeners, self.reaper.len());
+            .rejected(&reason, endpoints, self.reaper.len());
     }
 
     fn plan(&mut self, hup_at_us: u64) -> Result<Plan, String> {
@@ -106,6 +107,13 @@ impl Server {
                 return Err(e.to_string());
             }
         }
+        // FIFOs no longer configured are removed by the next image.
+        leftovers.extend(
+            self.fifos
+                .paths()
+                .filter(|p| !new.listen.fifo.iter().any(|q| q == p))
+                .map(Path::to_path_buf),
+        );
         let status = self.publication.status();
         let handover = Handover {
             exe: self.launch.exe.clone(),
@@ -143,6 +151,9 @@ impl Server {
             rest.extend(self.publication.pidfile().map(|p| p.raw()));
         }
         rest.push(memfd.as_raw_fd());
+        // The writers end here and the next image starts its own; if the
+        // exec fails, they are restarted as after any death.
+        self.fifos.stop();
         self.publication.reloading();
         let exe: &Path = &self.launch.exe;
         let err = crate::reload::exec(exe, &self.launch.args, &plan.fds, &rest);

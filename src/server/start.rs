@@ -14,6 +14,7 @@ use crate::admission::Admission;
 use crate::config::{self, Config, Env};
 use crate::daemon::Readiness;
 use crate::error::{Error, Result};
+use crate::fifo::Fifos;
 use crate::handover::{self, Handover};
 use crate::listen::{self, Addr, Listener};
 use crate::pidfile::Pidfile;
@@ -124,6 +125,8 @@ impl Server {
             privileges::drop_to(t)?;
             log::info!("running as user {} (uid {}, gid {})", t.name, t.uid, t.gid);
         }
+        // Prepared as the user the writers run as.
+        let fifos = Fifos::prepare(&cfg)?;
         let status = Status {
             pid: std::process::id(),
             generation: 0,
@@ -151,6 +154,7 @@ impl Server {
             listeners,
             reaper,
             publication,
+            fifos,
         }))
     }
 
@@ -173,6 +177,7 @@ impl Server {
         } else {
             None
         };
+        let fifos = Fifos::prepare(&cfg)?;
         let mut reaper = Reaper::new(cfg.limits.max_children as usize)
             .map_err(|e| Error::sys("exit pipe", e))?;
         reaper.adopt(h.children.iter().copied());
@@ -221,6 +226,7 @@ impl Server {
             listeners,
             reaper,
             publication,
+            fifos,
         }))
     }
 }
@@ -234,6 +240,7 @@ struct Parts {
     listeners: Vec<Listener>,
     reaper: Reaper,
     publication: Publication,
+    fifos: Fifos,
 }
 
 /// The part both starts share: assemble, publish, rehearse.
@@ -246,6 +253,7 @@ fn finish(parts: Parts) -> Server {
         listeners,
         reaper,
         publication,
+        fifos,
     } = parts;
     if listeners.is_empty() {
         log::warn!("no listening address configured: serving nobody");
@@ -268,10 +276,12 @@ fn finish(parts: Parts) -> Server {
         listeners,
         reaper,
         publication,
+        fifos,
     };
-    server
-        .publication
-        .serving(&server.listeners, server.reaper.len());
+    let fds = server.parent_fds();
+    server.fifos.start_due(&fds);
+    let endpoints = server.endpoints();
+    server.publication.serving(endpoints, server.reaper.len());
     // Last before serving (see crate::template).
     server.template.rehearse(&server.cfg);
     server
@@ -287,7 +297,7 @@ fn remove_leftovers(paths: &[PathBuf]) {
         let Ok(meta) = std::fs::symlink_metadata(p) else {
             continue;
         };
-        let ours = if meta.file_type().is_socket() {
+        let ours = if meta.file_type().is_socket() || meta.file_type().is_fifo() {
             true
         } else if meta.is_file() {
             crate::pidfile::read_pid(p) == Some(me as i32)

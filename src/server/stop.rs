@@ -19,6 +19,8 @@ impl Server {
         log::info!("stopping: {} session(s) to end", self.reaper.len());
         listen::remove_socket_files(&self.listeners);
         self.listeners.clear();
+        self.fifos.stop();
+        self.fifos.remove_files();
         self.publication.stopping();
         let pids: Vec<i32> = self.reaper.iter().map(|(p, _)| p).collect();
         for &pid in &pids {

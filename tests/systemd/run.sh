@@ -25,7 +25,8 @@
 # greeting (same MainPID, new greeting, `who` still right) and with a broken
 # file (reload fails, old greeting still served); restart on failure but not
 # on a configuration error; socket activation from hostinfod.socket;
-# `systemctl stop` leaves nothing in the cgroup; `dpkg -r` and `dpkg -P`.
+# `systemctl stop` leaves nothing in the cgroup; one process per connection
+# through hostinfod-accept.socket; `dpkg -r` and `dpkg -P`.
 # Every wait is bounded, and each container is always torn down, by the pid
 # this script started.  Prints PASS/FAIL per step, "systemd (RELEASE): N
 # passed, M failed" per release and ends with "systemd: N passed, M failed";
@@ -304,6 +305,67 @@ HOST=$(C cat /proc/sys/kernel/hostname)
 GREETING1="Welcome to hostinfod on $HOST; type help for command list."
 GREETING2="hostinfod systemd test on $HOST, generation two"
 COOKIE="hostinfod systemd test cookie: the sandbox can read fortunes."
+
+# ---------------------------------------------------------------------------
+# One process per connection: hostinfod-accept.socket (Accept=yes) starts
+# hostinfod-accept@.service (hostinfod -i) for each client. A drop-in moves
+# the socket to port $ACCEPT_PORT and a Unix socket of its own, so it runs
+# beside whatever hostinfod.service and hostinfod.socket are doing.
+
+ACCEPT_PORT=2346
+ACCEPT_SOCK=/run/hostinfod-accept-test.sock
+accept_units() {
+    local dropin=$ROOT/etc/systemd/system/hostinfod-accept.socket.d out crlf n
+    check "accept units pass systemd-analyze verify" \
+        C systemd-analyze verify --man=no /usr/lib/systemd/system/hostinfod-accept.socket \
+        /usr/lib/systemd/system/hostinfod-accept@.service
+    check "hostinfod-accept.socket installed but not enabled" \
+        test "$(C systemctl is-enabled hostinfod-accept.socket)" = disabled
+    mkdir -p "$dropin"
+    printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\nListenStream=%s\n' \
+        "$ACCEPT_PORT" "$ACCEPT_SOCK" >"$dropin/test.conf"
+    C systemctl daemon-reload
+    check "systemctl start hostinfod-accept.socket (127.0.0.1:$ACCEPT_PORT, $ACCEPT_SOCK)" \
+        C systemctl start hostinfod-accept.socket
+    out=$(printf 'help\r\ndate\r\ncookie\r\nquit\r\n' | C timeout 15 nc -w 10 127.0.0.1 "$ACCEPT_PORT")
+    crlf=$(printf '%s' "$out" | grep -c $'\r$')
+    if printf '%s' "$out" | grep -qF "$GREETING1" &&
+        printf '%s' "$out" | grep -qF 'Commands: quit date who cookie motd help' &&
+        printf '%s' "$out" | grep -qF "$COOKIE" &&
+        printf '%s' "$out" | grep -qF 'Goodbye.' && [ "$crlf" -ge 4 ]; then
+        pass "TCP session through hostinfod-accept.socket (hostinfod -i, CRLF)"
+    else
+        fail "TCP session through hostinfod-accept.socket (hostinfod -i, CRLF)" \
+            "$(printf '%s' "$out" | cat -A; C journalctl -u 'hostinfod-accept*' --no-pager -n 20)"
+    fi
+    out=$(printf 'help\nquit\n' | C timeout 15 nc -w 10 -U "$ACCEPT_SOCK")
+    if printf '%s' "$out" | grep -qF 'Goodbye.' && ! printf '%s' "$out" | grep -q $'\r'; then
+        pass "Unix socket session through hostinfod-accept.socket (LF)"
+    else
+        fail "Unix socket session through hostinfod-accept.socket (LF)" "$(printf '%s' "$out" | cat -A)"
+    fi
+    accept_log() { C journalctl -u 'hostinfod-accept@*' -t hostinfod --no-pager -q -o cat; }
+    accept_logged() { accept_log | grep -q 'START: 127.0.0.1:' && accept_log | grep -q 'EXIT: pid=.* status=0 .*from 127.0.0.1'; }
+    if wait_for 10 accept_logged; then
+        pass "hostinfod -i logged START and EXIT (status=0) to the journal"
+    else
+        fail "hostinfod -i logged START and EXIT (status=0) to the journal" \
+            "$(C journalctl -u 'hostinfod-accept*' --no-pager -q | tail -n 20)"
+    fi
+    accept_idle() { [ -z "$(C systemctl list-units 'hostinfod-accept@*' --state=active --no-legend --plain)" ]; }
+    n=$(C systemctl show -P NAccepted hostinfod-accept.socket)
+    if wait_for 10 accept_idle && [ "$n" = 2 ]; then
+        pass "each connection was one hostinfod-accept@ instance, ended with its session (NAccepted=$n)"
+    else
+        fail "each connection was one hostinfod-accept@ instance, ended with its session" \
+            "NAccepted=$n; $(C systemctl list-units 'hostinfod-accept@*' --all --no-legend --plain)"
+    fi
+    failed_units=$(C systemctl list-units 'hostinfod-accept@*' --state=failed --no-legend --plain)
+    check "no failed hostinfod-accept@ instance" test -z "$failed_units"
+    check "systemctl stop hostinfod-accept.socket" C systemctl stop hostinfod-accept.socket
+    rm -rf "$dropin"
+    C systemctl daemon-reload
+}
 
 # ---------------------------------------------------------------------------
 # Install.
@@ -649,6 +711,8 @@ no_process_left "no process left in the cgroup (${cg:-gone}) after stop"
 warnings=$(C journalctl -t hostinfod -p warning --no-pager -q -o cat | grep -v -e '192.0.2.1' -e 'no_such_key')
 check "no unexpected warnings in the journal" test -z "$warnings"
 [ -z "$warnings" ] || printf '%s\n' "$warnings" | sed 's/^/    | /'
+
+accept_units
 
 # ---------------------------------------------------------------------------
 # Removal.
