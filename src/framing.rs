@@ -9,6 +9,8 @@
 //! read, and it never holds more than `max_line_bytes` of a line: the byte
 //! after that yields [`Event::TooLong`] at once, without waiting for a line end
 //! that may never come.
+//!
+//! [`Event::TooLong`]: crate::framing::Event::TooLong
 
 use std::ops::ControlFlow;
 

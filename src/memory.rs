@@ -13,6 +13,8 @@
 //! Mappings with anonymous pages are never touched: `.data.rel.ro` is
 //! read-only after relocation but its pages are private copies, and dropping
 //! them would bring back the unrelocated file contents.
+//!
+//! [`trim`]: crate::memory::trim
 
 /// One mapping from /proc/self/smaps.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

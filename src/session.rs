@@ -9,6 +9,8 @@
 //! hold a child forever either. Input goes through the [`Framer`], each line
 //! through [`protocol`], and the replies to everything one read brought are
 //! written with a single write.
+//!
+//! [`Framer`]: crate::framing::Framer
 
 use std::ops::ControlFlow;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
