@@ -10,8 +10,9 @@
 # binary, and the order of the binaries rotates from one round to the next
 # (A B C, B C A, C A B, ...), so that drift in the machine's load falls on
 # every binary alike. Prints Markdown: the median sessions/s per cell, every
-# run, the ratio of each binary to the first, faults and server CPU per
-# session, and each parent's memory (smaps_rollup) and mappings after the
+# run, the ratio of each binary's median to the first's, the median (and
+# range) of the per-round ratios (each binary against the first in the same
+# round, which cancels most of the drift), faults and server CPU per session, and each parent's memory (smaps_rollup) and mappings after the
 # runs, with the load average at start and end.
 #
 # Environment (all optional):
@@ -106,10 +107,10 @@ stat_of() { # "ticks faults" of PID and its reaped children
 	set -- $st
 	printf '%s %s' "$((${12} + ${13} + ${14} + ${15}))" "$((${8} + ${9}))"
 }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END{if(NR%2) print v[(NR+1)/2]; else printf "%.1f\n", (v[NR/2]+v[NR/2+1])/2}'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END{if(NR%2) print v[(NR+1)/2]; else printf "%.6g\n", (v[NR/2]+v[NR/2+1])/2}'; }
 HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
-declare -A RATES CPU FLT
+declare -A RATES ROUND CPU FLT
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 note "load average at start: $LOAD_START"
 for ((r = 0; r < REPS; r++)); do
@@ -125,6 +126,7 @@ for ((r = 0; r < REPS; r++)); do
 				bad=$(($(kv "$line" failed) + $(kv "$line" bad) + $(kv "$line" refused)))
 				((bad == 0)) || note "${LABEL[i]} $tr c=$c: $bad failed/bad/refused sessions"
 				RATES[$i,$tr,$c]+="$rate "
+				ROUND[$i,$tr,$c,$r]=$rate
 				set -- $before $after
 				if ((${n:-0} > 0)) && (($# == 4)); then
 					CPU[$i,$tr,$c]+="$(awk -v t="$(($3 - $1))" -v hz="$HZ" -v n="$n" 'BEGIN{printf "%.0f", t*1e6/hz/n}') "
@@ -141,16 +143,21 @@ printf '## A/B: %s\n\n' "${LABEL[*]}"
 printf -- '- date: %s; %s CPUs; %s rounds of %s s per cell, order rotating\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" "$REPS" "$SECS"
 printf -- '- load average (1/5/15 min): at start %s, at end %s\n' "$LOAD_START" "$LOAD_END"
 printf -- '- commit: %s\n\n' "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-printf '| transport | c | build | median sessions/s | runs | / %s | CPU µs/session | faults/session |\n' "${LABEL[0]}"
-printf '|---|---:|---|---:|---|---:|---:|---:|\n'
+printf '| transport | c | build | median sessions/s | runs | / %s | per-round ratio, median (min–max) | CPU µs/session | faults/session |\n' "${LABEL[0]}"
+printf '|---|---:|---|---:|---|---:|---:|---:|---:|\n'
 for tr in $TRANSPORTS; do
 	for c in $CONCS; do
 		m0=$(median <<<"${RATES[0,$tr,$c]}")
 		for ((i = 0; i < N; i++)); do
 			m=$(median <<<"${RATES[$i,$tr,$c]}")
 			ratio=$(awk -v a="$m" -v b="$m0" 'BEGIN{if (b > 0) printf "%.3f", a/b; else print "-"}')
-			printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$tr" "$c" "${LABEL[i]}" "$m" \
-				"$(tr ' ' '/' <<<"${RATES[$i,$tr,$c]% }")" "$ratio" \
+			pr=""
+			for ((r = 0; r < REPS; r++)); do
+				pr+="$(awk -v a="${ROUND[$i,$tr,$c,$r]:-0}" -v b="${ROUND[0,$tr,$c,$r]:-0}" 'BEGIN{if (b > 0) printf "%.3f", a/b}') "
+			done
+			pr="$(median <<<"$pr") ($(tr ' ' '\n' <<<"$pr" | grep . | sort -g | awk 'NR==1{lo=$1} {hi=$1} END{printf "%s–%s", lo, hi}'))"
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$tr" "$c" "${LABEL[i]}" "$m" \
+				"$(tr ' ' '/' <<<"${RATES[$i,$tr,$c]% }")" "$ratio" "$pr" \
 				"$(median <<<"${CPU[$i,$tr,$c]:-}")" "$(median <<<"${FLT[$i,$tr,$c]:-}")"
 		done
 	done
