@@ -1,20 +1,26 @@
 //! Build script: lay the code a session runs out together.
 //!
 //! After start-up the parent gives back the code pages it no longer runs
-//! (src/memory.rs), but the kernel maps file pages in 64 KiB windows
-//! ("fault-around"), and the few functions a serving daemon runs were spread
-//! over 14 of the binary's 16 windows of code, so the parent kept most of its
-//! code mapped. Our own hot functions carry
-//! `#[link_section = ".text.hot.hostinfod"]`, and `-z keep-text-section-prefix`
-//! keeps them together in `.text.hot`; the few hot functions of other crates
-//! are listed in `bench/hot-symbols.txt` for LLD's `--symbol-ordering-file`.
+//! (src/memory.rs says why and how), but the kernel maps file pages in 64 KiB
+//! windows ("fault-around"), so what the parent keeps mapped is every window
+//! that holds a function the serving loop or a session runs. Two link options
+//! gather those functions into few windows:
 //!
-//! Both options are LLD's (GNU ld knows the first), and rustc links with LLD
-//! by default on x86_64-unknown-linux-gnu from 1.90 on. They are passed only
+//! - our own hot functions carry `#[link_section = ".text.hot.hostinfod"]`,
+//!   and `-z keep-text-section-prefix` keeps them together in `.text.hot`;
+//! - the hot functions of std, the other crates and the statically linked C
+//!   library are listed in `bench/hot-symbols.txt` for LLD's
+//!   `--symbol-ordering-file`, which puts them first in `.text`.
+//!
+//! Both are LLD's (GNU ld knows the first), and rustc links with LLD by
+//! default on x86_64-unknown-linux-gnu from 1.90 on. They are passed only
 //! there, and not when the build chooses its own linker (RUSTFLAGS or
-//! CARGO_TARGET_*_LINKER), nor when HOSTINFOD_NO_CODE_LAYOUT is set. Names in
-//! the list that do not exist are ignored: a stale list costs part of the
-//! layout, never the build.
+//! CARGO_TARGET_*_LINKER), nor when HOSTINFOD_NO_CODE_LAYOUT is set. LLD
+//! ignores names of the list that are not in the binary, so CI runs
+//! `bench/layout.sh check` on the release build: it fails when `.text.hot` is
+//! missing, when an attributed function lies outside it, or when a name of the
+//! list is stale (`bench/layout.sh update` rewrites the list). BENCHMARKS.md
+//! has what the layout is worth.
 
 use std::env;
 use std::process::Command;

@@ -13,7 +13,7 @@
 //! `unix_users` names its uid or `unix_groups` its (primary) gid. Names are
 //! resolved once, when the configuration is loaded.
 //!
-//! [`Rules`](crate::access::Rules) is built once per configuration; its checks read only, never
+//! [`Rules`] is built once per configuration; its checks read only, never
 //! allocate, and cost a scan of the (short) lists: they run in the parent's
 //! accept path.
 

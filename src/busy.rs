@@ -20,8 +20,8 @@
 //!
 //! Both ends are close-on-exec and non-blocking. Unless the reload hands the
 //! pipe to the next image
-//! ([`Busy::keep_across_exec`](crate::busy::Busy::keep_across_exec),
-//! [`Busy::adopt`](crate::busy::Busy::adopt)), each image has its own, and a
+//! ([`Busy::keep_across_exec`],
+//! [`Busy::adopt`]), each image has its own, and a
 //! child forked by an earlier image sees its pipe hang up when that image
 //! execs (no writer is left) and from then on keeps only the plain idle
 //! timeout.

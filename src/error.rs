@@ -4,6 +4,8 @@
 //! errno. `main` prints `hostinfod: MESSAGE` on stderr and exits with
 //! [`Error::exit_code`], so the exit status contract of hostinfod(8) lives here, in
 //! one place.
+//!
+//! [`Error::exit_code`]: crate::error::Error::exit_code
 
 use std::io;
 use std::path::PathBuf;

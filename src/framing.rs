@@ -3,15 +3,15 @@
 //! A client may send anything, in any split across reads: lines ending in LF,
 //! CRLF, CR NUL or a bare CR; Telnet option negotiation (IAC WILL/WONT/DO/DONT
 //! opt, IAC SB … IAC SE, and the two-byte commands such as IAC NOP), which is
-//! removed from the lines and reported as [`Event::Negotiation`](crate::framing::Event::Negotiation) so that the
-//! session can answer it ([`answer`](crate::framing::answer)); `IAC IAC` standing for one literal 0xFF
+//! removed from the lines and reported as [`Event::Negotiation`] so that the
+//! session can answer it ([`answer`]); `IAC IAC` standing for one literal 0xFF
 //! byte; NUL and invalid UTF-8, which are just bytes here. The framer keeps its
 //! state between calls so a sequence split over two reads is handled the same
 //! as one read, and it never holds more than `max_line_bytes` of a line: the
-//! byte after that yields [`Event::TooLong`](crate::framing::Event::TooLong) at once, without waiting for a
-//! line end that may never come. [`Framer::feed`](crate::framing::Framer::feed) says how much of its input
+//! byte after that yields [`Event::TooLong`] at once, without waiting for a
+//! line end that may never come. [`Framer::feed`] says how much of its input
 //! it used, so that a session can stop after any line (while its replies wait
-//! for the client) and feed the rest later; [`Framer::finish`](crate::framing::Framer::finish) gives the
+//! for the client) and feed the rest later; [`Framer::finish`] gives the
 //! unfinished last line at end of file.
 
 use std::ops::ControlFlow;

@@ -11,9 +11,9 @@
 //! backslash escapes, trailing blanks dropped; a file with a NUL byte or
 //! invalid UTF-8 in any assignment is refused as a whole).
 //!
-//! [`parse_session`](crate::logind::parse_session) is pure and total: it
+//! [`parse_session`] is pure and total: it
 //! takes the file's bytes and returns what each getter would return.
-//! [`entries`](crate::logind::entries) then builds who(1)'s lines the
+//! [`entries`] then builds who(1)'s lines the
 //! way gnulib's `read_utmp_from_systemd` does: one entry for the session's
 //! seat and one for its TTY; a `tty` session without a TTY (an SSH login:
 //! sshd registers the session before it opens the pty) gets `SERVICE pts/N`,

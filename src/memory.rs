@@ -10,9 +10,16 @@
 //! again from the page cache if ever needed). The few pages the serving loop
 //! uses fault back in on the first connection and stay.
 //!
+//! They fault back in 64 KiB at a time (the kernel's fault-around window), so
+//! what stays mapped depends on how the serving code is spread over the
+//! binary: build.rs gathers it into few windows (`.text.hot` and LLD's symbol
+//! order), and `bench/layout.sh check` fails in CI when that layout is lost.
+//!
 //! Mappings with anonymous pages are never touched: `.data.rel.ro` is
 //! read-only after relocation but its pages are private copies, and dropping
 //! them would bring back the unrelocated file contents.
+//!
+//! [`trim`]: crate::memory::trim
 
 /// One mapping from /proc/self/smaps.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

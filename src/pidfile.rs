@@ -10,6 +10,8 @@
 //! flock locks belong to the open file description, so the lock is never
 //! released in between. Children close their copy right after fork, so a
 //! session outliving a dead parent cannot keep the lock.
+//!
+//! [`Pidfile::adopt`]: crate::pidfile::Pidfile::adopt
 
 use std::fs::File;
 use std::io::Read;

@@ -6,6 +6,9 @@
 //! Unix sockets) and says whether the session goes on. Neither does I/O of its
 //! own beyond what a command needs to read its files, so the whole exchange is
 //! testable without a socket.
+//!
+//! [`parse`]: crate::protocol::parse
+//! [`respond`]: crate::protocol::respond
 
 use crate::commands;
 use crate::config::Commands;

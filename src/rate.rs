@@ -1,13 +1,13 @@
 //! `max_rate_per_source`: a token bucket per source
-//! ([`RateLimit`](crate::rate::RateLimit)), the source being the per-source
+//! ([`RateLimit`]), the source being the per-source
 //! key of [`crate::peer::Source::key`] (IPv6 folded to `ipv6_prefix` bits).
 //!
 //! The rate limit is a token bucket per source: `rate` tokens a second, at
 //! most `2 × rate` held, one taken per new connection. It is kept as GCRA
 //! (the "virtual scheduling" form of the same bucket): one timestamp per
 //! source, the time at which its bucket would be full again. The table is
-//! fixed in size, allocated once per configuration: [`SLOTS`](crate::rate::SLOTS) entries in
-//! sets of [`WAYS`](crate::rate::WAYS), a source's set chosen by a keyed hash (the key is
+//! fixed in size, allocated once per configuration: [`SLOTS`] entries in
+//! sets of [`WAYS`], a source's set chosen by a keyed hash (the key is
 //! random per process, so a client cannot aim many addresses at one set).
 //! A new source takes the entry in its set whose bucket is fullest; an
 //! entry whose bucket is full again says nothing that a fresh entry would

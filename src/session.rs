@@ -21,7 +21,7 @@
 //! [`crate::session::OUT_HIGH`] bytes plus one reply, whatever it sends; a client that reads
 //! still gets any number of pipelined lines answered, in order.
 //!
-//! How a session ended is the child's exit status ([`End`](crate::session::End)), which the
+//! How a session ended is the child's exit status ([`End`]), which the
 //! parent reads with waitpid.
 
 use std::mem::MaybeUninit;

@@ -18,6 +18,8 @@
 //!   starts from the same state whatever it inherited.
 //! - Dispositions set to "ignore" survive exec too; handlers do not. We set
 //!   no handlers, so there is nothing to reset before the exec.
+//!
+//! [`install`]: crate::signals::Signals::install
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 

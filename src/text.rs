@@ -7,6 +7,9 @@
 //! every line end (LF, CRLF, CR) into the session's own line end, replace
 //! invalid UTF-8 with U+FFFD (so a lone 0x9B cannot act as a C1 CSI on a
 //! Latin-1 terminal) and drop every other control character, C0, DEL and C1.
+//!
+//! [`push_text`]: crate::text::push_text
+//! [`push_clean`]: crate::text::push_clean
 
 /// Appends `text` as lines, each ended with `eol`. A last line without a line
 /// end still gets one; empty input appends nothing.
