@@ -527,10 +527,10 @@ fn fork_failure_sends_the_busy_line_backs_off_and_recovers() {
         "daemon {pid} died after the fork failures: {}",
         d.log_text()
     );
-    // Every session has ended (held quit, the probes above closed): the
-    // daemon reaps them all, leaving no child, zombie or not. (A session that
-    // has just exited is a zombie until the reaper's next pass, so this is
-    // waited for, bounded.)
+    // Every session has ended (held quit, the clients that checked service
+    // above closed): the daemon reaps them all, leaving no child, zombie or
+    // not. (A session that has just exited is a zombie until the reaper's
+    // next pass, so this is waited for, bounded.)
     assert!(
         eventually(Duration::from_secs(5), || children_of(pid).is_empty()),
         "children left: {:?}, zombies among them: {:?}",
