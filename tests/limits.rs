@@ -451,20 +451,20 @@ fn fd_exhaustion_does_not_spin_and_service_resumes() {
 fn fork_failure_sends_the_busy_line_backs_off_and_recovers() {
     // RLIMIT_NPROC makes fork fail with EAGAIN once the daemon's real uid
     // runs that many tasks. Root is exempt from it, so the test needs root to
-    // let the daemon drop to `nobody` (daemon.user), whose tasks it can count:
-    // the limit is set so that the daemon and one session fit, and the
-    // second concurrent session's fork fails. (A non-root test user runs too
-    // many other tasks, the test's own threads included, for a stable count.)
-    require_root("RLIMIT_NPROC binds only a daemon that dropped root to nobody");
-    let nobody = nix::unistd::User::from_name("nobody")
-        .expect("getpwnam nobody")
-        .expect("this test needs the user nobody");
+    // let the daemon drop to a user of its own (daemon.user), whose tasks it
+    // can count: the limit is set so that the daemon and one session fit,
+    // and the second concurrent session's fork fails. The user is made for
+    // the test, so that no other process of that uid (another test's daemon
+    // run as nobody, a zombie the system reaps late) comes or goes while it
+    // runs and moves the limit by one.
+    require_root("RLIMIT_NPROC binds only a daemon that dropped root to another user");
+    let user = TestUser::new("np");
     let s = Setup::new("");
     s.write_raw(
         &s.base()
-            .replace("[daemon]\n", "[daemon]\nuser = \"nobody\"\n"),
+            .replace("[daemon]\n", &format!("[daemon]\nuser = {:?}\n", user.name)),
     );
-    let nproc = tasks_of_uid(nobody.uid.as_raw()) + 2;
+    let nproc = tasks_of_uid(user.uid) + 2;
     let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC)
         .expect("getrlimit");
     // SAFETY: setrlimit is async-signal-safe; nothing else runs here.

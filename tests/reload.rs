@@ -721,8 +721,21 @@ fn pidfile_moves_when_a_reload_changes_its_path() {
         ),
     );
     d.signal(Signal::SIGHUP);
+    // The new image logs its reload before it publishes it: wait for the
+    // status file, at its new place, to say it serves.
+    let new_status = moved.with_extension("status");
     assert!(
-        d.wait_log("reloaded (generation 1)", Duration::from_secs(10)),
+        eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(&new_status)
+                .unwrap_or_default()
+                .contains("generation=1\n")
+        }),
+        "no status file of generation 1 at {}: {}",
+        new_status.display(),
+        d.log_text()
+    );
+    assert!(
+        d.log_text().contains("reloaded (generation 1)"),
         "{}",
         d.log_text()
     );
@@ -735,11 +748,6 @@ fn pidfile_moves_when_a_reload_changes_its_path() {
     assert!(
         !exists(&s.pid_file.with_extension("status")),
         "old status file left behind"
-    );
-    assert!(
-        std::fs::read_to_string(moved.with_extension("status"))
-            .unwrap_or_default()
-            .contains("generation=1\n")
     );
     // The control commands, reading the new config, find the daemon; a
     // second instance is refused on the new path.

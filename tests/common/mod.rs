@@ -81,6 +81,78 @@ pub fn require_program(path: &str, package: &str) {
     );
 }
 
+/// A Unix user made for one test (useradd, with its own group) and deleted
+/// (userdel) when dropped: its processes are the test's alone. Needs root.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl TestUser {
+    /// A new user named after `tag`, this process and a sequence number.
+    pub fn new(tag: &str) -> TestUser {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "hid{tag}{}x{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        if let Err(e) = user_tool(&[
+            "useradd",
+            "--no-create-home",
+            "--user-group",
+            "--shell",
+            "/usr/sbin/nologin",
+            &name,
+        ]) {
+            panic!("{e}");
+        }
+        let u = nix::unistd::User::from_name(&name)
+            .expect("getpwnam")
+            .unwrap_or_else(|| panic!("user {name} missing after useradd"));
+        TestUser {
+            name,
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        }
+    }
+}
+
+impl Drop for TestUser {
+    /// A user left behind fails the test, unless it is failing already.
+    fn drop(&mut self) {
+        if let Err(e) = user_tool(&["userdel", &self.name]) {
+            if std::thread::panicking() {
+                eprintln!("test user {} left behind: {e}", self.name);
+            } else {
+                panic!("{e}");
+            }
+        }
+    }
+}
+
+/// Runs useradd or userdel (bounded), retrying while another one holds
+/// /etc/passwd's lock (exit 10, or 1 from some versions); any other failure
+/// is returned with what the tool said.
+fn user_tool(args: &[&str]) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..100 {
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("run {}: {e}", args[0]))?;
+        last = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
+        match out.status.code() {
+            Some(0) => return Ok(()),
+            Some(10) | Some(1) => std::thread::sleep(Duration::from_millis(50)),
+            _ => break,
+        }
+    }
+    Err(format!("{args:?} failed: {last}"))
+}
+
 /// A temporary directory with a config file for one daemon.
 pub struct Setup {
     pub dir: tempfile::TempDir,
