@@ -9,18 +9,23 @@
 //! its line ends (and TAB).
 #![no_main]
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use hostinfod::commands::who;
+use hostinfod::config::{Commands, WhoSource};
 use hostinfod::utmp;
 use libfuzzer_sys::fuzz_target;
 
-/// A file of this fuzzing process.
-fn file() -> &'static PathBuf {
-    static FILE: OnceLock<PathBuf> = OnceLock::new();
-    FILE.get_or_init(|| {
-        std::env::temp_dir().join(format!("hostinfod-fuzz-utmp-{}", std::process::id()))
+/// The `[commands]` of a daemon whose `who` reads a utmp file of this
+/// fuzzing process.
+fn commands() -> &'static Commands {
+    static CFG: OnceLock<Commands> = OnceLock::new();
+    CFG.get_or_init(|| Commands {
+        date_format: "%Y".into(),
+        utmp_file: std::env::temp_dir().join(format!("hostinfod-fuzz-utmp-{}", std::process::id())),
+        who_source: WhoSource::Utmp,
+        motd_files: vec![],
+        fortune_paths: vec![],
     })
 }
 
@@ -34,9 +39,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(!e.user.is_empty());
     }
 
-    std::fs::write(file(), data).expect("write the utmp file");
+    let cfg = commands();
+    std::fs::write(&cfg.utmp_file, data).expect("write the utmp file");
     let mut out = Vec::new();
-    who::reply(file(), b"\n", &mut out);
+    who::reply(cfg, b"\n", &mut out);
     let s = String::from_utf8(out).expect("the who reply is UTF-8");
     assert!(
         s.lines().count() <= users.len(),
