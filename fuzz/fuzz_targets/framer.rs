@@ -102,13 +102,11 @@ fuzz_target!(|data: &[u8]| {
             match framing::answer(verb, option) {
                 Some([framing::IAC, reply, o]) => {
                     assert_eq!(o, option);
-                    assert!(
-                        matches!(
-                            (verb, reply),
-                            (framing::DO, framing::WONT) | (framing::WILL, framing::DONT)
-                        ) || (verb, reply, option)
-                            == (framing::DO, framing::WILL, framing::TIMING_MARK)
-                    );
+                    assert!(matches!(
+                        (verb, reply),
+                        (framing::DO, framing::WONT) | (framing::WILL, framing::DONT)
+                    ) || (verb, reply, option)
+                        == (framing::DO, framing::WILL, framing::TIMING_MARK));
                 }
                 Some(other) => panic!("answer {other:?}"),
                 None => assert!(verb == framing::WONT || verb == framing::DONT),

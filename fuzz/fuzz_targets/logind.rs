@@ -26,11 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let entries = logind::entries(&session, |uid, at| {
         // The guess over a directory of one pty owned by the session's user.
         let ctime = i128::from(at) * 1000;
-        logind::guess_pty(
-            [(&b"7"[..], uid, ctime)],
-            if found { uid } else { uid ^ 1 },
-            at,
-        )
+        logind::guess_pty([(&b"7"[..], uid, ctime)], if found { uid } else { uid ^ 1 }, at)
     });
     assert!(entries.len() <= 2);
     assert!(entries.is_empty() || is_user);
