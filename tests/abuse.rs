@@ -22,19 +22,6 @@ fn live_children(d: &Daemon) -> usize {
     children_of(d.pid()).len()
 }
 
-/// Starts the daemon and waits until the session of the harness's readiness
-/// probe (a TCP connect) has ended, so it does not count against the limits.
-fn start(s: &Setup) -> Daemon {
-    let d = s.start();
-    assert!(
-        d.wait_log("EXIT: pid=", Duration::from_secs(5))
-            && eventually(Duration::from_secs(5), || live_children(&d) == 0),
-        "readiness probe session still live: {}",
-        d.log_text()
-    );
-    d
-}
-
 /// The EXIT records logged so far.
 fn exits(d: &Daemon) -> Vec<String> {
     d.log_text()
@@ -91,7 +78,7 @@ fn trickle(port: u16, unit: &'static [u8]) -> (f64, Vec<u8>) {
 #[test]
 fn tricklers_are_closed_at_the_idle_timeout() {
     let s = Setup::new("[limits]\nidle_timeout_secs = 2\n");
-    let d = start(&s);
+    let d = s.start();
     // A byte of a line that never ends, a blank line, a Telnet NOP, a
     // Telnet WONT (which is not answered): none is a command.
     let units: [&'static [u8]; 4] = [b"x", b"\r\n", b"\xff\xf1", b"\xff\xfc\x01"];
@@ -139,7 +126,7 @@ fn a_client_that_sends_and_never_reads_holds_a_bounded_child() {
     s.write_config(&format!(
         "[limits]\nidle_timeout_secs = 60\n\n[commands]\nmotd_files = [{motd:?}]\n"
     ));
-    let d = start(&s);
+    let d = s.start();
     let mut c = d.tcp();
     c.greeting();
     let child = single_child(d.pid());
@@ -204,7 +191,7 @@ fn pipelined_motds_are_all_answered_to_a_client_that_reads() {
     let motd = s.path("motd");
     std::fs::write(&motd, format!("{}\n", "m".repeat(63)).repeat(1024)).expect("motd");
     s.write_config(&format!("[commands]\nmotd_files = [{motd:?}]\n"));
-    let d = start(&s);
+    let d = s.start();
     let mut c = d.unix();
     c.greeting();
     c.send(&b"motd\n".repeat(100));
@@ -223,7 +210,7 @@ fn pipelined_motds_are_all_answered_to_a_client_that_reads() {
 #[test]
 fn the_last_line_at_eof_is_answered() {
     let s = Setup::new("");
-    let d = start(&s);
+    let d = s.start();
     // As `printf date | nc -N`: the line, no line end, then EOF.
     let mut t = TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
     t.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
@@ -263,7 +250,7 @@ fn the_last_line_at_eof_is_answered() {
 #[test]
 fn telnet_negotiation_is_answered_on_tcp_and_not_on_unix() {
     let s = Setup::new("");
-    let d = start(&s);
+    let d = s.start();
     // DO ECHO, DO SGA, WILL TTYPE, DO TIMING-MARK, WONT 5, DONT 7: refused,
     // refused, refused, agreed (RFC 860), and nothing to the two refusals.
     let asks: &[u8] = b"\xff\xfd\x01\xff\xfd\x03\xff\xfb\x18\xff\xfd\x06\xff\xfc\x05\xff\xfe\x07";
@@ -341,7 +328,7 @@ impl Drop for Tmux {
 #[test]
 fn a_real_telnet_client_gets_date_after_ctrl_c() {
     let s = Setup::new("");
-    let d = start(&s);
+    let d = s.start();
     let telnet = Command::new("sh")
         .args(["-c", "command -v telnet"])
         .output()
@@ -412,7 +399,7 @@ fn chrono_year() -> String {
 #[test]
 fn when_full_idle_sessions_are_shed_for_new_clients() {
     let s = Setup::new("[limits]\nmax_children = 4\nbusy_idle_secs = 2\nidle_timeout_secs = 300\n");
-    let d = start(&s);
+    let d = s.start();
 
     // Not full: idle sessions are left alone past busy_idle_secs.
     let mut idle: Vec<_> = (0..3).map(|_| d.tcp()).collect();
@@ -519,7 +506,7 @@ fn when_full_idle_sessions_are_shed_for_new_clients() {
 #[test]
 fn no_busy_shedding_with_busy_idle_secs_zero() {
     let s = Setup::new("[limits]\nmax_children = 2\nbusy_idle_secs = 0\n");
-    let d = start(&s);
+    let d = s.start();
     let mut a = d.tcp();
     let mut b = d.tcp();
     a.greeting();
@@ -535,7 +522,7 @@ fn each_end_is_told_by_the_exit_status() {
     let s = Setup::new(
         "[limits]\nidle_timeout_secs = 1\nsession_timeout_secs = 3\nmax_line_bytes = 16\n",
     );
-    let d = start(&s);
+    let d = s.start();
     let mut seen = Vec::new();
 
     let n = exits(&d).len();
@@ -668,7 +655,7 @@ fn legit(port: u16) -> f64 {
 fn slowloris_with_the_default_limits_cannot_lock_clients_out() {
     // The defaults: max_children 256, max_per_source 32, busy_idle_secs 10.
     let s = Setup::new("");
-    let d = start(&s);
+    let d = s.start();
     raise_own_nofile(4096);
     let port = d.port;
     // 8 source addresses x 32 idle connections: every slot taken.

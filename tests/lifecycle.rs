@@ -8,38 +8,17 @@
 //! bounded wait, SIGKILL) even when an assertion fails.
 
 mod common;
-#[path = "common/daemon_mode.rs"]
-mod daemon_mode;
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use daemon_mode::*;
 use nix::libc;
 use nix::sys::signal::Signal;
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn launched(l: &daemon_mode::Launch) -> &Detached {
-    assert_eq!(
-        l.code,
-        Some(0),
-        "launcher failed: stdout {:?} stderr {:?}",
-        l.stdout,
-        l.stderr
-    );
-    l.daemon
-        .as_ref()
-        .unwrap_or_else(|| panic!("launcher said 0 but no daemon runs: {:?}", l.stderr))
-}
 
 #[test]
 fn daemon_mode_detaches_and_serves() {
@@ -50,24 +29,23 @@ fn daemon_mode_detaches_and_serves() {
     let marker = s.path("inherited-marker");
     let marker_file = std::fs::File::create(&marker).expect("marker");
     let mfd = marker_file.as_raw_fd();
-    let l = s.launch_cmd(&[], |cmd| {
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(mfd, 50) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                libc::signal(libc::SIGTERM, libc::SIG_IGN);
-                libc::signal(libc::SIGUSR1, libc::SIG_IGN);
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, libc::SIGUSR2);
-                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-                Ok(())
-            })
-        };
-    });
-    let d = launched(&l);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    let l = unsafe {
+        s.daemon().pre_exec(move || {
+            if libc::dup2(mfd, 50) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGTERM, libc::SIG_IGN);
+            libc::signal(libc::SIGUSR1, libc::SIG_IGN);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR2);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        })
+    }
+    .launch();
+    let d = l.launched();
     // Ready means ready: the very first connection attempts, with no retry,
     // are served on both transports.
     let (g, help) = try_session_tcp(s.port, "help").expect("TCP served at once");
@@ -153,7 +131,7 @@ fn daemon_mode_detaches_and_serves() {
 fn port_in_use_fails_the_launcher_with_the_bind_error() {
     let s = Setup::new("");
     let _holder = TcpListener::bind(("127.0.0.1", s.port)).expect("occupy the port");
-    let l = s.launch(&[]);
+    let l = s.daemon().launch();
     assert_eq!(l.code, Some(1), "stderr: {:?}", l.stderr);
     assert!(
         l.stderr
@@ -179,9 +157,9 @@ fn port_in_use_fails_the_launcher_with_the_bind_error() {
 #[test]
 fn second_instance_is_refused_with_the_first_ones_pid() {
     let s = Setup::new("");
-    let first = s.launch(&[]);
-    let d = launched(&first);
-    let l = s.launch(&[]);
+    let first = s.daemon().launch();
+    let d = first.launched();
+    let l = s.daemon().launch();
     assert_eq!(l.code, Some(1), "stderr: {:?}", l.stderr);
     assert!(
         l.stderr
@@ -190,7 +168,7 @@ fn second_instance_is_refused_with_the_first_ones_pid() {
         l.stderr
     );
     // The same in the foreground.
-    let (code, _, err) = run_bounded(&s, &["-f"]);
+    let (code, _, err) = s.run_bounded(&["-f"]);
     assert_eq!(code, Some(1), "-f: {err:?}");
     assert!(
         err.contains(&format!("already running (pid {})", d.pid)),
@@ -213,9 +191,9 @@ fn second_instance_is_refused_with_the_first_ones_pid() {
 }
 
 #[test]
-fn bad_config_exits_78_and_unknown_user_exits_1() {
+fn bad_config_exits_78() {
     let s = Setup::new("bogus_key = 1\n");
-    let l = s.launch(&[]);
+    let l = s.daemon().launch();
     assert_eq!(l.code, Some(78), "stderr: {:?}", l.stderr);
     let prefix = format!("{}:", s.config.display());
     assert!(
@@ -224,13 +202,13 @@ fn bad_config_exits_78_and_unknown_user_exits_1() {
         l.stderr
     );
     assert!(l.daemon.is_none() && !exists(&s.pid_file) && !exists(&s.sock));
+}
 
-    if !is_root() {
-        eprintln!("unknown-user check skipped: daemon.user is only resolved when run as root");
-        return;
-    }
-    s.write_config("user = \"no-such-user-hid\"\n");
-    let l = s.launch(&[]);
+#[test]
+fn unknown_user_exits_1() {
+    require_root("daemon.user is resolved only when the daemon starts as root");
+    let s = Setup::new("user = \"no-such-user-hid\"\n");
+    let l = s.daemon().launch();
     assert_eq!(l.code, Some(1), "stderr: {:?}", l.stderr);
     assert!(
         l.stderr.contains("unknown user \"no-such-user-hid\""),
@@ -243,8 +221,8 @@ fn bad_config_exits_78_and_unknown_user_exits_1() {
 #[test]
 fn sigterm_with_live_sessions_ends_them_and_cleans_up() {
     let s = Setup::new("");
-    let l = s.launch(&[]);
-    let d = launched(&l);
+    let l = s.daemon().launch();
+    let d = l.launched();
     let mut tcp = Client::new(std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("tcp"));
     tcp.greeting();
     let mut unix = Client::new(std::os::unix::net::UnixStream::connect(&s.sock).expect("unix"));
@@ -280,17 +258,17 @@ fn control_stop_and_status() {
     // A stale pidfile naming a live process that is not hostinfod (the test
     // itself): nobody holds its lock, so nothing may be signalled.
     std::fs::write(&s.pid_file, format!("{}\n", std::process::id())).expect("stale");
-    let (code, _, err) = run_bounded(&s, &["-s", "stop"]);
+    let (code, _, err) = s.run_bounded(&["-s", "stop"]);
     assert_eq!(code, Some(1), "stale pidfile: {err:?}");
     assert!(err.contains("not running"), "{err:?}");
     std::fs::remove_file(&s.pid_file).expect("rm stale");
 
-    let l = s.launch(&[]);
-    let d = launched(&l);
+    let l = s.daemon().launch();
+    let d = l.launched();
     let mut c = Client::new(std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("tcp"));
     c.greeting();
     single_child(d.pid);
-    let (code, out, err) = run_bounded(&s, &["-s", "status"]);
+    let (code, out, err) = s.run_bounded(&["-s", "status"]);
     assert_eq!(code, Some(0), "{err:?}");
     assert!(out.contains(&format!("pid={}\n", d.pid)), "{out:?}");
     assert!(out.contains("generation=0\n"), "{out:?}");
@@ -301,7 +279,7 @@ fn control_stop_and_status() {
         "listeners: {out:?}"
     );
 
-    let (code, out, err) = run_bounded(&s, &["-s", "stop"]);
+    let (code, out, err) = s.run_bounded(&["-s", "stop"]);
     assert_eq!(code, Some(0), "{err:?}");
     assert!(out.contains(&format!("stopped (pid {})", d.pid)), "{out:?}");
     // -s stop returns only once the daemon is gone: no waiting here.
@@ -309,23 +287,20 @@ fn control_stop_and_status() {
     assert_eq!(c.read_to_end(), b"Server shutting down.\r\n");
     assert!(!exists(&s.pid_file) && !exists(&s.sock));
 
-    let (code, _, err) = run_bounded(&s, &["-s", "stop"]);
+    let (code, _, err) = s.run_bounded(&["-s", "stop"]);
     assert_eq!(code, Some(1), "{err:?}");
     assert!(
         err.contains("not running") && err.contains(&*s.pid_file.to_string_lossy()),
         "clear message naming the pidfile: {err:?}"
     );
-    let (code, out, _) = run_bounded(&s, &["-s", "status"]);
+    let (code, out, _) = s.run_bounded(&["-s", "status"]);
     assert_eq!(code, Some(3), "LSB: 3 when not running");
     assert!(out.contains("not running"), "{out:?}");
 }
 
 #[test]
 fn privilege_drop_to_nobody() {
-    if !is_root() {
-        eprintln!("privilege_drop_to_nobody skipped: needs root to drop privileges (euid != 0)");
-        return;
-    }
+    require_root("only root can drop privileges");
     let nobody = nix::unistd::User::from_name("nobody")
         .expect("getpwnam")
         .expect("user nobody");
@@ -336,8 +311,8 @@ fn privilege_drop_to_nobody() {
     s.pid_file = s.path("run/h.pid");
     s.sock = s.path("run/h.sock");
     s.write_config("user = \"nobody\"\n");
-    let l = s.launch(&[]);
-    let d = launched(&l);
+    let l = s.daemon().launch();
+    let d = l.launched();
     let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
     let mut c = Client::new(std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("tcp"));
     c.greeting();
@@ -377,7 +352,7 @@ fn privilege_drop_to_nobody() {
     // The unprivileged daemon can still reload (re-exec, adopt its pidfile
     // and listeners) and stays unprivileged.
     s.write_config("user = \"nobody\"\n\n[protocol]\ngreeting = \"Reloaded as nobody.\"\n");
-    let (code, out, err) = run_bounded(&s, &["-s", "reload"]);
+    let (code, out, err) = s.run_bounded(&["-s", "reload"]);
     assert_eq!(code, Some(0), "reload as nobody: {out:?} {err:?}");
     let (g, _) = try_session_tcp(s.port, "help").expect("served after reload");
     assert_eq!(g, "Reloaded as nobody.\r\n");
@@ -389,7 +364,7 @@ fn privilege_drop_to_nobody() {
         c.cmd("help"),
         "Commands: quit date who cookie motd help\r\n"
     );
-    let (code, _, err) = run_bounded(&s, &["-s", "stop"]);
+    let (code, _, err) = s.run_bounded(&["-s", "stop"]);
     assert_eq!(code, Some(0), "{err:?}");
     assert_eq!(c.read_to_end(), b"Server shutting down.\r\n");
     // The unprivileged daemon could remove its own files.
@@ -403,8 +378,11 @@ fn syslog_records_start_and_exit() {
     let s = Setup::new("\n[log]\ndestination = \"syslog\"\nfacility = \"local3\"\n");
     let log_path = s.path("syslog.sock");
     let log = UnixDatagram::bind(&log_path).expect("bind syslog socket");
-    let l = s.launch(&[("HOSTINFOD_SYSLOG_SOCKET", log_path.to_str().expect("utf8"))]);
-    let d = launched(&l);
+    let l = s
+        .daemon()
+        .env("HOSTINFOD_SYSLOG_SOCKET", &log_path)
+        .launch();
+    let d = l.launched();
 
     let mut c = Client::new(std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("tcp"));
     c.greeting();
@@ -417,7 +395,7 @@ fn syslog_records_start_and_exit() {
     let unix_child = single_child(d.pid);
     u.send(b"quit\n");
     u.read_to_end();
-    let (code, _, err) = run_bounded(&s, &["-s", "stop"]);
+    let (code, _, err) = s.run_bounded(&["-s", "stop"]);
     assert_eq!(code, Some(0), "{err:?}");
 
     let exit_tcp = format!("EXIT: pid={tcp_child} ");
@@ -482,7 +460,6 @@ fn syslog_records_start_and_exit() {
 fn foreground_logs_to_stderr_and_level_filters() {
     let s = Setup::new("");
     let d = s.start();
-    settle(&d);
     let mut c = d.tcp();
     c.greeting();
     let child = single_child(d.pid());
@@ -532,7 +509,6 @@ fn sigint_stops_like_sigterm() {
 fn a_child_that_ignores_the_stop_is_killed_after_the_grace_period() {
     let s = Setup::new("\n[limits]\nshutdown_grace_secs = 1\n");
     let mut d = s.start();
-    settle(&d);
     let mut c = d.tcp();
     c.greeting();
     let kid = single_child(d.pid());

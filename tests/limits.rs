@@ -18,27 +18,12 @@ fn live_children(d: &Daemon) -> usize {
     children_of(d.pid()).len()
 }
 
-/// Starts the daemon and waits until the session of the harness's readiness
-/// probe (a TCP connect) has ended, so it does not count against the limits.
-fn start(s: &Setup) -> Daemon {
-    let d = s.start();
-    // The probe may still be in the backlog when start() returns: wait for
-    // its session's end to be logged, then for no child to be left.
-    assert!(
-        d.wait_log("EXIT: pid=", Duration::from_secs(5))
-            && eventually(Duration::from_secs(5), || live_children(&d) == 0),
-        "readiness probe session still live: {}",
-        d.log_text()
-    );
-    d
-}
-
 // ---- max_children and max_per_source ----
 
 #[test]
 fn extra_client_waits_at_max_children_and_is_served_when_a_slot_frees() {
     let s = Setup::new("[limits]\nmax_children = 2\n");
-    let d = start(&s);
+    let d = s.start();
     let mut a = d.tcp();
     a.greeting();
     let mut b = d.unix();
@@ -74,7 +59,7 @@ fn clients_reconnecting_within_max_per_source_are_never_refused() {
     // not yet reaped must not count against its address.
     const CLIENTS: usize = 4;
     let s = Setup::new(&format!("[limits]\nmax_per_source = {CLIENTS}\n"));
-    let d = start(&s);
+    let d = s.start();
     let port = s.port;
     let refused: usize = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..CLIENTS)
@@ -104,7 +89,7 @@ fn clients_reconnecting_within_max_per_source_are_never_refused() {
 #[test]
 fn over_max_per_source_tcp_gets_the_busy_line_without_a_fork() {
     let s = Setup::new("[limits]\nmax_per_source = 2\n");
-    let d = start(&s);
+    let d = s.start();
     let mut a = d.tcp();
     a.greeting();
     let mut b = d.tcp();
@@ -134,7 +119,7 @@ fn over_max_per_source_tcp_gets_the_busy_line_without_a_fork() {
 #[test]
 fn over_max_per_source_unix_is_counted_per_uid() {
     let s = Setup::new("[limits]\nmax_per_source = 1\n");
-    let d = start(&s);
+    let d = s.start();
     let mut a = d.unix();
     a.greeting();
     let uid = nix::unistd::geteuid().as_raw();
@@ -155,7 +140,7 @@ fn over_max_per_source_unix_is_counted_per_uid() {
 #[test]
 fn idle_timeout_fires_on_time_and_input_resets_it() {
     let s = Setup::new("[limits]\nidle_timeout_secs = 1\n");
-    let d = start(&s);
+    let d = s.start();
 
     // Silent from the start.
     let mut a = d.tcp();
@@ -187,7 +172,7 @@ fn idle_timeout_fires_on_time_and_input_resets_it() {
 #[test]
 fn session_timeout_fires_on_time_for_a_busy_client() {
     let s = Setup::new("[limits]\nidle_timeout_secs = 30\nsession_timeout_secs = 2\n");
-    let d = start(&s);
+    let d = s.start();
     let mut c = d.tcp();
     let t0 = Instant::now();
     c.greeting();
@@ -226,7 +211,7 @@ fn a_client_that_stops_reading_is_bounded_by_the_idle_deadline() {
     s.write_config(&format!(
         "[limits]\nidle_timeout_secs = 1\n\n[commands]\nmotd_files = [{motd:?}]\n"
     ));
-    let d = start(&s);
+    let d = s.start();
     let mut c = d.tcp();
     c.greeting();
     assert!(eventually(Duration::from_secs(5), || live_children(&d) == 1));
@@ -260,7 +245,7 @@ fn a_client_that_stops_reading_is_bounded_by_the_idle_deadline() {
 #[test]
 fn twenty_kilobytes_without_newline_get_the_error_line_and_close() {
     let s = Setup::new("");
-    let d = start(&s);
+    let d = s.start();
     for unix in [false, true] {
         let t0 = Instant::now();
         let rest = if unix {
@@ -300,7 +285,7 @@ impl Garbage {
 #[test]
 fn garbage_and_telnet_negotiation_then_date_is_answered() {
     let s = Setup::new("");
-    let d = start(&s);
+    let d = s.start();
     for seed in [0x9e37_79b9_7f4a_7c15u64, 42, 0xdead_beef] {
         let mut g = Garbage(seed);
         let mut c = d.tcp();
@@ -378,8 +363,13 @@ fn fd_exhaustion_does_not_spin_and_service_resumes() {
     // its RLIMIT_NOFILE (prlimit(2)) to exactly the descriptors it has open:
     // every accept then fails with EMFILE until the limit is raised again.
     let s = Setup::new("[limits]\nmax_per_source = 1000\nmax_children = 1000\n");
-    let d = start(&s);
+    let d = s.start();
     let pid = d.pid();
+    // The daemon reports ready just before its start-up self-test session,
+    // whose descriptors are still open then: one session served and reaped
+    // first puts the parent in its loop, with nothing in flight.
+    assert_eq!(one_shot_tcp(d.port, "date").trim_end().len(), 24);
+    assert!(eventually(Duration::from_secs(5), || live_children(&d) == 0));
     let at_rest = fds_of(pid);
     // Sessions established before the exhaustion keep working through it.
     let mut held: Vec<_> = (0..3).map(|_| d.tcp()).collect();
@@ -461,43 +451,30 @@ fn fd_exhaustion_does_not_spin_and_service_resumes() {
 fn fork_failure_sends_the_busy_line_backs_off_and_recovers() {
     // RLIMIT_NPROC makes fork fail with EAGAIN once the daemon's real uid
     // runs that many tasks. Root is exempt from it, so the test needs root to
-    // let the daemon drop to `nobody` (daemon.user), whose tasks it can count:
-    // the limit is set so that the daemon and one session fit, and the
-    // second concurrent session's fork fails. (A non-root test user runs too
-    // many other tasks, the test's own threads included, for a stable count.)
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root, to run the daemon as nobody under RLIMIT_NPROC");
-        return;
-    }
-    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
-        eprintln!("skipped: no user nobody");
-        return;
-    };
+    // let the daemon drop to a user of its own (daemon.user), whose tasks it
+    // can count: the limit is set so that the daemon and one session fit,
+    // and the second concurrent session's fork fails. The user is made for
+    // the test, so that no other process of that uid (another test's daemon
+    // run as nobody, a zombie the system reaps late) comes or goes while it
+    // runs and moves the limit by one.
+    require_root("RLIMIT_NPROC binds only a daemon that dropped root to another user");
+    let user = TestUser::new("np");
     let s = Setup::new("");
     s.write_raw(
         &s.base()
-            .replace("[daemon]\n", "[daemon]\nuser = \"nobody\"\n"),
+            .replace("[daemon]\n", &format!("[daemon]\nuser = {:?}\n", user.name)),
     );
-    let nproc = tasks_of_uid(nobody.uid.as_raw()) + 2;
+    let nproc = tasks_of_uid(user.uid) + 2;
     let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC)
         .expect("getrlimit");
-    let d = s.start_custom(|cmd| {
-        use std::os::unix::process::CommandExt as _;
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::sys::resource::setrlimit(
-                    nix::sys::resource::Resource::RLIMIT_NPROC,
-                    nproc,
-                    hard,
-                )
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+    let d = unsafe {
+        s.daemon().pre_exec(move || {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, nproc, hard)
                 .map_err(std::io::Error::from)
-            });
-        }
-    });
-    // The readiness probe's session must be over before the one that fits.
-    assert!(d.wait_log("EXIT: pid=", Duration::from_secs(5)));
-    assert!(eventually(Duration::from_secs(5), || live_children(&d) == 0));
+        })
+    }
+    .start();
     let pid = d.pid();
     let mut held = d.unix();
     held.greeting();
@@ -550,10 +527,10 @@ fn fork_failure_sends_the_busy_line_backs_off_and_recovers() {
         "daemon {pid} died after the fork failures: {}",
         d.log_text()
     );
-    // Every session has ended (held quit, the probes above closed): the
-    // daemon reaps them all, leaving no child, zombie or not. (A session that
-    // has just exited is a zombie until the reaper's next pass, so this is
-    // waited for, bounded.)
+    // Every session has ended (held quit, the clients that checked service
+    // above closed): the daemon reaps them all, leaving no child, zombie or
+    // not. (A session that has just exited is a zombie until the reaper's
+    // next pass, so this is waited for, bounded.)
     assert!(
         eventually(Duration::from_secs(5), || children_of(pid).is_empty()),
         "children left: {:?}, zombies among them: {:?}",
@@ -567,7 +544,7 @@ fn fork_failure_sends_the_busy_line_backs_off_and_recovers() {
 #[test]
 fn a_sigkilled_child_is_reaped_and_its_slot_freed() {
     let s = Setup::new("[limits]\nmax_per_source = 1\n");
-    let d = start(&s);
+    let d = s.start();
     let mut c = d.tcp();
     c.greeting();
     let kids = children_of(d.pid());
@@ -612,7 +589,7 @@ fn five_hundred_idle_sessions_while_new_ones_are_served() {
     s.write_raw(&format!(
         "{base}[limits]\nmax_children = 1000\nmax_per_source = 1000\n"
     ));
-    let d = start(&s);
+    let d = s.start();
     let t0 = Instant::now();
     let mut sessions = Vec::with_capacity(N);
     for i in 0..N {
@@ -653,7 +630,7 @@ fn five_hundred_idle_sessions_while_new_ones_are_served() {
 #[test]
 fn a_flood_from_one_source_leaves_fd_count_and_memory_flat() {
     let s = Setup::new("[limits]\nmax_per_source = 4\n");
-    let d = start(&s);
+    let d = s.start();
     let pid = d.pid();
 
     fn refused(port: u16, read: bool) {

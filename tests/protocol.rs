@@ -30,7 +30,7 @@ fn every_command_over_tcp_with_crlf() {
         "[commands]\nfortune_paths = [{fortunes:?}]\nmotd_files = [{:?}, {motd:?}]\nutmp_file = {utmp:?}\n",
         s.path("no-motd.dynamic")
     ));
-    let d = s.start_with(&[], &[("TZ", "UTC")]);
+    let d = s.daemon().env("TZ", "UTC").start();
     let mut c = d.tcp();
     let g = c.greeting();
     assert!(g.starts_with("Welcome to hostinfod on "), "{g:?}");
@@ -241,11 +241,8 @@ fn fortune_from_plain_file_and_uniform_over_files() {
 }
 
 #[test]
-fn fortune_with_real_strfile_when_installed() {
-    if !std::path::Path::new("/usr/bin/strfile").exists() {
-        eprintln!("skipped: /usr/bin/strfile not installed (fortune-mod)");
-        return;
-    }
+fn fortune_with_real_strfile() {
+    require_program("/usr/bin/strfile", "fortune-mod");
     let s = Setup::new("");
     let f = s.path("real");
     std::fs::write(&f, "first cookie\n%\nsecond\ncookie\n%\nthird\n").expect("write");
@@ -322,7 +319,7 @@ fn who_reads_utmp_natively() {
     ));
     std::fs::write(&utmp, &bytes).expect("write utmp");
     s.write_config(&format!("[commands]\nutmp_file = {utmp:?}\n"));
-    let d = s.start_with(&[], &[("TZ", "UTC")]);
+    let d = s.daemon().env("TZ", "UTC").start();
     let r = one_shot_tcp(d.port, "who");
     assert_eq!(
         r,

@@ -8,8 +8,6 @@
 //! rename, so a reload never reads a half-written file.
 
 mod common;
-#[path = "common/daemon_mode.rs"]
-mod daemon_mode;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{TcpListener, TcpStream};
@@ -21,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use daemon_mode::*;
 use nix::sys::signal::Signal;
 
 /// Replaces the config file atomically with the base sections plus `extra`.
@@ -59,10 +56,6 @@ fn wait_greeting(port: u16, want: &str) {
     assert!(ok, "greeting {want:?} never served; last {last:?}");
 }
 
-fn still_running(d: &mut Daemon) -> bool {
-    matches!(d.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-}
-
 fn exe_of(pid: i32) -> (PathBuf, u64) {
     let link = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe link");
     let ino = std::fs::metadata(format!("/proc/{pid}/exe"))
@@ -72,7 +65,7 @@ fn exe_of(pid: i32) -> (PathBuf, u64) {
 }
 
 fn ctl(s: &Setup, cmd: &str) -> (Option<i32>, String, String) {
-    run_bounded(s, &["-s", cmd])
+    s.run_bounded(&["-s", cmd])
 }
 
 #[test]
@@ -98,10 +91,7 @@ fn reload_keeps_pid_and_exe_and_serves_the_new_config() {
     let (_, motd) = try_session_unix(&s.sock, "motd").expect("unix session");
     assert_eq!(motd, "second motd\n");
 
-    assert!(
-        still_running(&mut d),
-        "the test's child (same pid) still runs"
-    );
+    assert!(d.still_running(), "the test's child (same pid) still runs");
     assert_eq!(exe_of(pid), exe0, "same /proc/PID/exe target");
     assert!(
         d.wait_log("reloaded (generation 1)", Duration::from_secs(5)),
@@ -127,7 +117,6 @@ fn session_from_before_a_reload_keeps_working_and_is_reaped_after() {
     let s = Setup::new(&greeting("Old greeting."));
     let d = s.start();
     let pid = d.pid();
-    settle(&d);
     let mut c = d.tcp();
     assert_eq!(c.greeting(), format!("Old greeting.\r\n{PROMPT}"));
     let kid = single_child(pid);
@@ -176,8 +165,6 @@ fn session_from_before_a_reload_keeps_working_and_is_reaped_after() {
 fn per_source_limit_carries_over_a_reload() {
     let s = Setup::new("\n[limits]\nmax_per_source = 1\n");
     let d = s.start();
-    // The harness's readiness probe was a session too: let it end first.
-    settle(&d);
     let mut c = d.tcp();
     c.greeting();
     single_child(d.pid());
@@ -302,7 +289,7 @@ fn invalid_config_keeps_the_old_one_serving() {
         line.contains(&format!("{}:", s.config.display())) && line.contains("bogus_key"),
         "logged with file, line and key: {line:?}"
     );
-    assert!(still_running(&mut d));
+    assert!(d.still_running());
     assert_eq!(greeting_now(s.port), "Old.");
     let st = s.status();
     assert_eq!(
@@ -339,11 +326,7 @@ fn sighup_burst_leaves_the_daemon_alive_and_the_last_config_serving() {
     }
     let burst = t0.elapsed();
     wait_greeting(s.port, "Burst 4.");
-    assert!(
-        still_running(&mut d),
-        "the burst killed it: {}",
-        d.log_text()
-    );
+    assert!(d.still_running(), "the burst killed it: {}", d.log_text());
     assert_eq!(
         exe_of(pid).0,
         PathBuf::from(BIN).canonicalize().expect("bin")
@@ -353,7 +336,7 @@ fn sighup_burst_leaves_the_daemon_alive_and_the_last_config_serving() {
     let (code, _, err) = ctl(&s, "reload");
     assert_eq!(code, Some(0), "{err:?}");
     assert_eq!(greeting_now(s.port), "After.");
-    assert!(still_running(&mut d));
+    assert!(d.still_running());
     let log = d.log_text();
     assert!(!log.contains("rejected"), "{log}");
     eprintln!(
@@ -457,7 +440,7 @@ fn replaced_binary_runs_after_a_reload() {
     let s = Setup::new(&greeting("Old binary."));
     let exe = s.path("hostinfod");
     copy_binary(&exe, b"");
-    let mut d = s.start_exe(&exe, &[], &[]);
+    let mut d = s.daemon().exe(&exe).start();
     let pid = d.pid();
     let (link0, ino0) = exe_of(pid);
     assert_eq!(link0, exe);
@@ -473,7 +456,7 @@ fn replaced_binary_runs_after_a_reload() {
     put(&s, &greeting("New binary."));
     let (code, _, err) = ctl(&s, "reload");
     assert_eq!(code, Some(0), "{err:?}");
-    assert!(still_running(&mut d), "same pid");
+    assert!(d.still_running(), "same pid");
     let (link1, ino1) = exe_of(pid);
     assert_eq!(link1, exe, "runs the file now at the path");
     assert_ne!(ino1, ino0, "a different file");
@@ -487,7 +470,7 @@ fn failed_exec_keeps_the_old_image_serving() {
     let s = Setup::new(&greeting("Still here."));
     let exe = s.path("hostinfod");
     copy_binary(&exe, b"");
-    let mut d = s.start_exe(&exe, &[], &[]);
+    let mut d = s.daemon().exe(&exe).start();
     std::fs::remove_file(&exe).expect("delete the binary");
     // The new config adds a Unix socket, bound before the exec is tried.
     let extra = s.path("extra.sock");
@@ -507,7 +490,7 @@ fn failed_exec_keeps_the_old_image_serving() {
         err.contains("reload rejected") && err.contains(&format!("cannot run {}", exe.display())),
         "{err:?}"
     );
-    assert!(still_running(&mut d));
+    assert!(d.still_running());
     assert_eq!(greeting_now(s.port), "Still here.");
     try_session_unix(&s.sock, "help").expect("unix listener intact");
     assert!(exists(&s.sock));
@@ -522,7 +505,7 @@ fn failed_exec_keeps_the_old_image_serving() {
     assert_eq!(code, Some(0), "{err:?}");
     assert_eq!(greeting_now(s.port), "Back.");
     try_session_unix(&s.sock, "help").expect("unix listener after");
-    assert!(still_running(&mut d));
+    assert!(d.still_running());
 }
 
 #[test]
@@ -577,7 +560,7 @@ fn control_reload_exit_codes() {
             && out.contains(&format!("127.0.0.1:{q}")),
         "{out:?}"
     );
-    assert!(still_running(&mut d));
+    assert!(d.still_running());
 
     d.signal(Signal::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
@@ -613,7 +596,7 @@ fn sd_notify_reloading_then_ready() {
     let s = Setup::new("");
     let path = s.path("notify.sock");
     let sock = UnixDatagram::bind(&path).expect("bind notify socket");
-    let mut d = s.start_with(&[], &[("NOTIFY_SOCKET", path.to_str().expect("utf8"))]);
+    let mut d = s.daemon().env("NOTIFY_SOCKET", &path).start();
     recv_until(&sock, |m| m.lines().any(|l| l == "READY=1"));
 
     let before = monotonic_us();
@@ -676,7 +659,7 @@ fn control_reload_times_out_and_the_sighup_is_kept() {
     );
     // The SIGHUP stayed pending and is acted on once the daemon runs again.
     wait_greeting(s.port, "After.");
-    assert!(still_running(&mut d));
+    assert!(d.still_running());
 }
 
 #[test]
@@ -708,27 +691,13 @@ fn daemon_started_with_a_relative_config_path_reloads() {
     // the relative path must have been resolved at start for every reload
     // (and the re-executed image) to find the same file.
     let s = Setup::new(&greeting("Relative one."));
-    let rel = s.config.file_name().expect("name").to_owned();
-    let mut launcher = std::process::Command::new(BIN)
+    let rel = Path::new(s.config.file_name().expect("name")).to_path_buf();
+    let l = s
+        .daemon()
         .current_dir(s.dir.path())
-        .arg("-c")
-        .arg(&rel)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(s.path("launcher.err")).expect("err"))
-        .spawn()
-        .expect("spawn");
-    let ok = eventually(Duration::from_secs(20), || {
-        matches!(launcher.try_wait(), Ok(Some(_)))
-    });
-    let code = launcher.try_wait().ok().flatten().and_then(|st| st.code());
-    let d = Detached::from_pidfile(&s.pid_file, Path::new(&rel));
-    assert!(
-        ok && code == Some(0),
-        "launcher: {code:?} {}",
-        std::fs::read_to_string(s.path("launcher.err")).unwrap_or_default()
-    );
-    let d = d.expect("daemon running");
+        .config_arg(&rel)
+        .launch();
+    let d = l.launched();
     for (i, g) in ["Relative two.", "Relative three."].iter().enumerate() {
         put(&s, &greeting(g));
         let (code, out, err) = ctl(&s, "reload");
@@ -752,8 +721,21 @@ fn pidfile_moves_when_a_reload_changes_its_path() {
         ),
     );
     d.signal(Signal::SIGHUP);
+    // The new image logs its reload before it publishes it: wait for the
+    // status file, at its new place, to say it serves.
+    let new_status = moved.with_extension("status");
     assert!(
-        d.wait_log("reloaded (generation 1)", Duration::from_secs(10)),
+        eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(&new_status)
+                .unwrap_or_default()
+                .contains("generation=1\n")
+        }),
+        "no status file of generation 1 at {}: {}",
+        new_status.display(),
+        d.log_text()
+    );
+    assert!(
+        d.log_text().contains("reloaded (generation 1)"),
         "{}",
         d.log_text()
     );
@@ -767,17 +749,12 @@ fn pidfile_moves_when_a_reload_changes_its_path() {
         !exists(&s.pid_file.with_extension("status")),
         "old status file left behind"
     );
-    assert!(
-        std::fs::read_to_string(moved.with_extension("status"))
-            .unwrap_or_default()
-            .contains("generation=1\n")
-    );
     // The control commands, reading the new config, find the daemon; a
     // second instance is refused on the new path.
     let (code, out, err) = ctl(&s, "status");
     assert_eq!(code, Some(0), "{out:?} {err:?}");
     assert!(out.contains(&format!("pid={pid}\n")), "{out:?}");
-    let (code, _, err) = run_bounded(&s, &["-f"]);
+    let (code, _, err) = s.run_bounded(&["-f"]);
     assert_eq!(code, Some(1), "{err:?}");
     assert!(
         err.contains(&format!("already running (pid {pid})")),
@@ -807,7 +784,7 @@ fn pidfile_set_to_none_by_a_reload_is_removed_and_released() {
     );
     d.signal(Signal::SIGHUP);
     wait_greeting(s.port, "No pidfile.");
-    assert!(still_running(&mut d));
+    assert!(d.still_running());
     // No pidfile to read the pid from any more: the session a new client
     // gets is forked by that same process, so it is what serves.
     let mut c = d.unix();
@@ -854,7 +831,7 @@ fn failed_exec_keeps_the_socket_file_of_a_listener_it_would_drop() {
     put_raw(&s, &two("Two sockets."));
     let exe = s.path("hostinfod");
     copy_binary(&exe, b"");
-    let mut d = s.start_exe(&exe, &[], &[]);
+    let mut d = s.daemon().exe(&exe).start();
     try_session_unix(&extra, "help").expect("extra socket serves");
     std::fs::remove_file(&exe).expect("delete the binary");
     // The new configuration drops the extra socket; the exec then fails.
@@ -862,7 +839,7 @@ fn failed_exec_keeps_the_socket_file_of_a_listener_it_would_drop() {
     let (code, _, err) = ctl(&s, "reload");
     assert_eq!(code, Some(1), "{err:?}");
     assert!(err.contains("cannot run"), "{err:?}");
-    assert!(still_running(&mut d));
+    assert!(d.still_running());
     assert!(exists(&extra), "the old image still serves on it");
     try_session_unix(&extra, "help").expect("extra socket still serves");
     // With the binary back, the reload goes through and the file goes.
@@ -882,7 +859,7 @@ fn a_binary_replaced_by_another_program_is_not_executed() {
     let s = Setup::new(&greeting("The real one."));
     let exe = s.path("hostinfod");
     copy_binary(&exe, b"");
-    let mut d = s.start_exe(&exe, &[], &[]);
+    let mut d = s.daemon().exe(&exe).start();
     let pid = d.pid();
     // Something that is not hostinfod, and exits 0, takes the path.
     let tmp = s.path("true.tmp");
@@ -895,7 +872,7 @@ fn a_binary_replaced_by_another_program_is_not_executed() {
         err.contains("reload rejected") && err.contains("failed its check"),
         "{err:?}"
     );
-    assert!(still_running(&mut d));
+    assert!(d.still_running());
     assert_eq!(d.pid(), pid);
     assert_eq!(greeting_now(s.port), "The real one.");
     let st = s.status();
@@ -922,6 +899,6 @@ fn a_vanished_configuration_file_rejects_the_reload() {
         "{}",
         d.log_text()
     );
-    assert!(still_running(&mut d));
+    assert!(d.still_running());
     assert_eq!(greeting_now(s.port), "From the file.");
 }

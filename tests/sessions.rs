@@ -2,13 +2,10 @@
 //! resources over time.
 
 mod common;
-#[path = "common/daemon_mode.rs"]
-mod daemon_mode;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use daemon_mode::*;
 
 /// 2000 sequential sessions over TCP and Unix: afterwards no zombie and the
 /// parent holds exactly the fds it held before.
@@ -45,45 +42,30 @@ fn thousands_of_sessions_leave_no_zombie_and_no_fd_growth() {
 /// is executed to produce a reply (strace -f sees clone/fork, never execve).
 #[test]
 fn fork_per_client_and_no_exec() {
-    if !std::path::Path::new("/usr/bin/strace").exists() {
-        eprintln!("skipped: strace not installed");
-        return;
-    }
+    require_program("/usr/bin/strace", "strace");
     let s = Setup::new("");
     let trace = s.path("trace");
-    // Run the daemon under strace -f, both held by guards that end them by
-    // PID if an assertion fails: strace as the harness's Daemon (which waits
-    // until the daemon listens, with one probe connection), the daemon, not
-    // our child, by its pidfile.
-    let err = std::fs::File::create(s.path("stderr.log")).expect("log");
-    let strace = std::process::Command::new("/usr/bin/strace")
-        .arg("-f")
-        .arg("-qq")
-        .arg("-e")
-        .arg("trace=clone,clone3,fork,vfork,execve,execveat")
-        .arg("-o")
-        .arg(&trace)
-        .arg(BIN)
-        .arg("-f")
-        .arg("-c")
-        .arg(&s.config)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("strace");
-    let mut strace = s.adopt(strace);
-    let probes = 1;
-    let mut daemon = None;
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            daemon = Detached::from_pidfile(&s.pid_file, &s.config);
-            daemon.is_some()
-        }),
-        "no daemon named by the pidfile: {}",
-        strace.log_text()
-    );
-    let daemon = daemon.expect("daemon");
+    // The daemon runs under strace -f, both held by guards that end them by
+    // PID if an assertion fails: strace as the harness's Daemon, the daemon
+    // (strace's child, not ours) by its pidfile.
+    let trace_arg = trace.to_str().expect("utf8 temp path");
+    let mut strace = s
+        .daemon()
+        .under(
+            "/usr/bin/strace",
+            &[
+                "-f",
+                "-qq",
+                "-e",
+                "trace=clone,clone3,fork,vfork,execve,execveat",
+                "-o",
+                trace_arg,
+            ],
+        )
+        .start();
+    // Ready: the daemon has written its pidfile.
+    let daemon = Detached::from_pidfile(&s.pid_file, &s.config)
+        .unwrap_or_else(|| panic!("no daemon named by the pidfile: {}", strace.log_text()));
     let dpid = daemon.pid;
     let sessions = 5;
     let commands = ["date", "who", "cookie", "motd"];
@@ -115,14 +97,13 @@ fn fork_per_client_and_no_exec() {
     // Exactly one execve: strace starting the daemon itself.
     assert_eq!(execs.len(), 1, "unexpected exec:\n{}", execs.join("\n"));
     // The daemon's forks ("<... clone resumed>" lines hold no "clone(", so an
-    // interrupted call is counted once): one per client, the harness's
-    // probe connection included, and nothing else.
+    // interrupted call is counted once): exactly one per client.
     let forks = t
         .lines()
         .filter(|l| l.starts_with(&format!("{dpid} ")))
         .filter(|l| l.contains("clone(") || l.contains("clone3(") || l.contains("fork("))
         .count();
-    let clients = sessions * commands.len() + unix_sessions + probes;
+    let clients = sessions * commands.len() + unix_sessions;
     assert_eq!(
         forks, clients,
         "expected one fork per client ({clients}), saw {forks}:\n{t}"
@@ -130,36 +111,33 @@ fn fork_per_client_and_no_exec() {
 }
 
 /// A daemon started with SIGCHLD ignored (an ignored disposition survives
-/// exec) still sees its children end: with max_children = 2, the readiness
-/// probe and the first session fill both places, so every later session is
-/// served only if the daemon reaped (and counted out) the earlier ones. Were
-/// the disposition kept, the kernel would reap them behind its back: no
-/// EXIT record, no place freed, and the third client never greeted.
+/// exec) still sees its children end: with max_children = 1, the first
+/// session fills the only place, so every later session is served only if
+/// the daemon reaped (and counted out) the earlier ones. Were the
+/// disposition kept, the kernel would reap them behind its back: no EXIT
+/// record, no place freed, and the second client never greeted.
 #[test]
 fn inherited_ignored_sigchld_does_not_stop_service() {
-    let s = Setup::new("[limits]\nmax_children = 2\n");
-    let d = s.start_custom(|cmd| {
-        use std::os::unix::process::CommandExt as _;
-        // SAFETY: signal(2) is async-signal-safe; nothing else runs here.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::signal::signal(
-                    nix::sys::signal::Signal::SIGCHLD,
-                    nix::sys::signal::SigHandler::SigIgn,
-                )
-                .map(drop)
-                .map_err(std::io::Error::from)
-            });
-        }
-    });
-    let probes = 1;
+    let s = Setup::new("[limits]\nmax_children = 1\n");
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs here.
+    let d = unsafe {
+        s.daemon().pre_exec(|| {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGCHLD,
+                nix::sys::signal::SigHandler::SigIgn,
+            )
+            .map(drop)
+            .map_err(std::io::Error::from)
+        })
+    }
+    .start();
     for i in 0..6 {
         // Every read bounded (IO_TIMEOUT); a client left in the backlog
         // fails here, with what it got.
         let t0 = Instant::now();
         let (g, r) = try_session_tcp(d.port, "date").unwrap_or_else(|e| {
             panic!(
-                "session {i} not served within {:?} (max_children = 2: the daemon \
+                "session {i} not served within {:?} (max_children = 1: the daemon \
                  did not see the earlier sessions end): {e}\n{}",
                 t0.elapsed(),
                 d.log_text()
@@ -171,12 +149,12 @@ fn inherited_ignored_sigchld_does_not_stop_service() {
         );
         assert_eq!(r.trim_end().len(), 24, "session {i}: {r:?}");
         // The daemon itself reaped it: its EXIT record is logged.
-        let want = probes + i + 1;
+        let want = i + 1;
         assert!(
             eventually(Duration::from_secs(5), || {
-                d.log_text().matches("EXIT: pid=").count() >= want
+                d.log_text().matches("EXIT: pid=").count() == want
             }),
-            "session {i}: the daemon reaped fewer than {want} children:\n{}",
+            "session {i}: the daemon reaped other than {want} children:\n{}",
             d.log_text()
         );
         assert!(

@@ -40,7 +40,8 @@ pub const BUILT_IN: &[&str] = &[
 
 /// One fortune file with what we know of it.
 #[derive(Debug)]
-struct Source {
+#[doc(hidden)]
+pub struct Source {
     text: PathBuf,
     /// The header of its `.dat` index, when it has a usable one.
     index: Option<strfile::Header>,
@@ -118,7 +119,8 @@ fn is_fortune_name(p: &Path) -> bool {
     !matches!(ext, "dat" | "pos" | "u8" | "sh" | "txt" | "md")
 }
 
-fn source(text: PathBuf) -> Option<Source> {
+#[doc(hidden)]
+pub fn source(text: PathBuf) -> Option<Source> {
     if let Ok((head, len)) = read_at(&dat_of(&text), 0, strfile::HEADER_LEN)
         && let Ok(header) = strfile::parse_header_of(&head, usize::try_from(len).ok()?)
     {
@@ -138,7 +140,8 @@ fn source(text: PathBuf) -> Option<Source> {
     })
 }
 
-fn cookie_of(s: &Source, i: usize) -> Option<Vec<u8>> {
+#[doc(hidden)]
+pub fn cookie_of(s: &Source, i: usize) -> Option<Vec<u8>> {
     let Some(h) = &s.index else {
         let body = read_capped(&s.text, MAX_FILE).ok()?;
         return strfile::plain_cookie(&body, i).map(<[u8]>::to_vec);
