@@ -134,6 +134,7 @@ impl Admission {
     /// True when the parent should take connections off its listeners.
     /// Also tells the children whether the server is full (a system call
     /// only when that changes).
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn accepting(&mut self, now: Instant, reaper: &Reaper) -> bool {
         let full = reaper.full();
         if let Some(b) = self.busy.as_mut() {
@@ -204,6 +205,7 @@ impl Admission {
     /// The verdict on `peer`. Before refusing for `max_per_source` the
     /// reaper settles, so a client that got its `Goodbye.` and reconnects
     /// at once is not refused for the session that just ended.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn decide(
         &mut self,
         peer: &Peer,
@@ -280,6 +282,7 @@ impl QuietLog {
 /// (this runs in the accept loop, under a flood of refusals too) and sent
 /// with the transport's line end in one non-blocking write; whatever does
 /// not fit is dropped (the client must not be able to stall the parent).
+#[unsafe(link_section = ".text.hot.hostinfod")]
 fn send_line(fd: &OwnedFd, tcp: bool, line: std::fmt::Arguments<'_>) {
     use std::fmt::Write as _;
     let mut buf = [0u8; 256];

@@ -55,6 +55,7 @@ pub mod inetd;
 pub mod listen;
 pub mod memory;
 pub mod peer;
+pub mod pidtable;
 pub mod publish;
 pub mod reaper;
 pub mod reload;

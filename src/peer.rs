@@ -20,6 +20,7 @@ pub enum Source {
 impl Source {
     /// The key the per-source limits count by: IPv6 addresses folded to
     /// their first `v6_prefix` bits, since one site holds a whole /64.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn key(self, v6_prefix: u8) -> Source {
         match self {
             Source::Ip(IpAddr::V6(a)) if v6_prefix < 128 => {
@@ -90,6 +91,7 @@ impl fmt::Display for PeerPid {
 
 /// The peer of `client`, from the address accept(2) filled in (TCP) or
 /// SO_PEERCRED (Unix).
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn of(ss: &libc::sockaddr_storage, tcp: bool, client: &OwnedFd) -> Option<Peer> {
     if !tcp {
         let cred = nix::sys::socket::getsockopt(client, nix::sys::socket::sockopt::PeerCredentials)

@@ -21,8 +21,10 @@
 //!   every slot is taken, because a zombie then holds a slot a client waits
 //!   for.
 //!
-//! Lookups are hash maps keyed by PID and by source: the accept path asks
-//! for a count and the reaper removes by PID, and neither may scan the table.
+//! Lookups never scan: the table is keyed by PID ([`crate::pidtable`], laid
+//! out so that recording a child writes one slot) and the per-source counts
+//! are a hash map, so the accept path's count and the reaper's removal cost
+//! the same with ten thousand live sessions as with ten.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,6 +35,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::peer::Source;
+use crate::pidtable::PidTable;
 
 /// Longest a child that ended without announcing it stays a zombie while
 /// slots are free.
@@ -80,7 +83,7 @@ pub struct Reaped {
 /// The live children and the reaping of them.
 #[derive(Debug)]
 pub struct Reaper {
-    table: HashMap<i32, Child>,
+    table: PidTable,
     per_source: HashMap<Source, u32>,
     /// Slots: from this many live sessions on a full pass is not deferred.
     capacity: usize,
@@ -95,7 +98,7 @@ impl Reaper {
     /// An empty table for up to `capacity` sessions, with its exit pipe.
     pub fn new(capacity: usize) -> nix::Result<Self> {
         Ok(Reaper {
-            table: HashMap::with_capacity(capacity.min(1 << 16)),
+            table: PidTable::with_capacity(capacity.min(1 << 20)),
             per_source: HashMap::with_capacity(capacity.min(1 << 16)),
             capacity,
             exits: ExitPipe::new()?,
@@ -122,6 +125,7 @@ impl Reaper {
     /// Live sessions from `source`, leaving out those that have announced
     /// their end but were not reapable yet: their clients have had EOF and
     /// may already be connecting again.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn count(&self, source: &Source) -> u32 {
         let live = self.per_source.get(source).copied().unwrap_or(0);
         if live == 0 || self.exiting.is_empty() {
@@ -130,13 +134,14 @@ impl Reaper {
         let ending = self
             .exiting
             .iter()
-            .filter(|pid| self.table.get(pid).is_some_and(|c| c.source == *source))
+            .filter(|&&pid| self.table.get(pid).is_some_and(|c| c.source == *source))
             .count() as u32;
         live.saturating_sub(ending)
     }
 
     /// Records a new child. A PID cannot repeat: the kernel does not reuse
     /// it until we have reaped it, and reaping removes it.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn insert(&mut self, pid: i32, child: Child) {
         if let Some(old) = self.table.insert(pid, child) {
             self.uncount(&old.source);
@@ -144,8 +149,9 @@ impl Reaper {
         *self.per_source.entry(child.source).or_insert(0) += 1;
     }
 
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn remove(&mut self, pid: i32) -> Option<Child> {
-        let child = self.table.remove(&pid)?;
+        let child = self.table.remove(pid)?;
         self.uncount(&child.source);
         Some(child)
     }
@@ -161,7 +167,7 @@ impl Reaper {
 
     /// The live PIDs and their sessions.
     pub fn iter(&self) -> impl Iterator<Item = (i32, Child)> + '_ {
-        self.table.iter().map(|(p, c)| (*p, *c))
+        self.table.iter()
     }
 
     /// Takes over the sessions a previous image served, dropping any entry
@@ -193,6 +199,7 @@ impl Reaper {
     /// After a SIGCHLD naming `named` (when the signal said): reap it and
     /// every announced child, and owe a full pass for those that ended
     /// without a word.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn on_sigchld(&mut self, named: Option<i32>, mut ended: impl FnMut(Reaped)) {
         if let Some(pid) = named {
             self.wait_for(pid, Some(WaitPidFlag::WNOHANG), &mut ended);
@@ -217,6 +224,7 @@ impl Reaper {
     }
 
     /// Runs the owed full pass if it is due.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn tick(&mut self, now: Instant, mut ended: impl FnMut(Reaped)) {
         if self.scan_due.is_some_and(|t| now >= t) {
             self.reap_all(&mut ended);
@@ -225,6 +233,7 @@ impl Reaper {
 
     /// The full pass: waitpid(-1, WNOHANG) until nothing is left. Returns
     /// how many were reaped.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn reap_all(&mut self, mut ended: impl FnMut(Reaped)) -> usize {
         self.scan_due = None;
         let mut n = 0;
@@ -278,11 +287,21 @@ impl Reaper {
         true
     }
 
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn reap_announced(&mut self, ended: &mut impl FnMut(Reaped)) {
         // 128 PIDs per read (more are read by the next turn of the loop),
         // into an uninitialised buffer (see crate::fdio).
         const ROOM: usize = 512;
         let mut buf = std::mem::MaybeUninit::<[u8; ROOM]>::uninit();
+        // Announced PIDs still exiting from an earlier call come first.
+        if !self.exiting.is_empty() {
+            let mut exiting = std::mem::take(&mut self.exiting);
+            exiting.retain(|&pid| {
+                self.table.get(pid).is_some()
+                    && !self.wait_for(pid, Some(WaitPidFlag::WNOHANG), ended)
+            });
+            self.exiting = exiting;
+        }
         loop {
             let got = match crate::fdio::read_records(self.exits.read.as_raw_fd(), &mut buf) {
                 Ok(got) if !got.is_empty() => got,
@@ -291,7 +310,13 @@ impl Reaper {
             let n = got.len();
             for c in got.chunks_exact(4) {
                 let pid = i32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
-                if pid > 0 {
+                // Reaped now, or kept while not yet a zombie (its own
+                // SIGCHLD comes later): the list is written only then, so
+                // the usual announcement writes no page of the parent's.
+                if pid > 0
+                    && self.table.get(pid).is_some()
+                    && !self.wait_for(pid, Some(WaitPidFlag::WNOHANG), ended)
+                {
                     self.exiting.push(pid);
                 }
             }
@@ -299,19 +324,13 @@ impl Reaper {
                 break;
             }
         }
-        // Kept: announced PIDs not yet zombies (their own SIGCHLD comes
-        // later). Dropped: reaped now, or no longer in the table.
-        let mut exiting = std::mem::take(&mut self.exiting);
-        exiting.retain(|&pid| {
-            self.table.contains_key(&pid) && !self.wait_for(pid, Some(WaitPidFlag::WNOHANG), ended)
-        });
-        self.exiting = exiting;
     }
 }
 
 /// In a session's child, just before `_exit`: tells the parent this PID is
 /// ending, on the fd of [`Reaper::announce_fd`]. One 4-byte write, atomic
 /// in a pipe; best effort (a full pipe leaves the child to the full pass).
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn announce(fd: RawFd, pid: i32) {
     let b = pid.to_ne_bytes();
     // SAFETY: a valid 4-byte buffer; the fd is open for the child's life.
@@ -345,6 +364,7 @@ impl ExitPipe {
 }
 
 /// CLOCK_MONOTONIC in microseconds: the same clock across exec.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn monotonic_us() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| (t.tv_sec() as u64) * 1_000_000 + (t.tv_nsec() as u64) / 1000)

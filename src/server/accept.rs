@@ -30,6 +30,7 @@ pub(super) fn open_spare() -> Option<OwnedFd> {
 
 impl Server {
     /// Accepts and forks for up to a batch of pending clients on listener `idx`.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub(super) fn accept_on(&mut self, idx: usize) {
         let Some(listener) = self.listeners.get(idx) else {
             return;
@@ -82,6 +83,7 @@ impl Server {
         }
     }
 
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn spawn(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer, source: Source) {
         // SAFETY: the parent is single-threaded, so the child starts with a
         // consistent heap and no lock held by a vanished thread.
@@ -102,6 +104,7 @@ impl Server {
     }
 
     /// The child's whole life: close what belongs to the parent, serve, exit.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn child(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) -> ! {
         // The listeners, the pidfile lock, the spare fd, the notify socket
         // and the exit pipe's read end are the parent's. Closing raw
@@ -174,6 +177,7 @@ impl Server {
 /// parent opens its own fds one after another at start-up, so they usually
 /// form one run that a single close_range(2) closes. No allocation (this
 /// runs in a fresh child; see crate::template).
+#[unsafe(link_section = ".text.hot.hostinfod")]
 fn close_all(fds: impl Iterator<Item = RawFd>) {
     const MAX: usize = 32;
     let mut set = [0 as RawFd; MAX];

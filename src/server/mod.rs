@@ -86,6 +86,7 @@ pub struct Server {
 
 impl Server {
     /// The poll loop. Returns when the daemon has stopped.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn serve(&mut self) -> Result<()> {
         // On the stack when it fits (see crate::template); built once, as
         // the listeners do not change within an image.
@@ -152,6 +153,7 @@ impl Server {
     }
 
     /// Milliseconds until the nearest deadline of any part (-1: none).
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn poll_timeout(&self) -> i32 {
         let deadline = [
             self.reaper.deadline(),
@@ -200,6 +202,7 @@ impl Server {
 }
 
 /// The EXIT record of a reaped child.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 fn log_exit(r: Reaped) {
     if !log::log_enabled!(log::Level::Info) {
         return;
