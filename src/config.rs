@@ -121,6 +121,10 @@ pub struct Daemon {
     /// The process umask, in every mode.
     #[serde(default = "default_umask")]
     pub umask: Mode,
+    /// Prometheus text file for node_exporter's textfile collector; empty
+    /// for none.
+    #[serde(default = "default_metrics_file")]
+    pub metrics_file: PathBuf,
 }
 
 /// `[limits]`: what a client can take.
@@ -282,6 +286,9 @@ fn default_backlog() -> u32 {
 }
 fn default_pid_file() -> PathBuf {
     runtime_dir().join("hostinfod.pid")
+}
+fn default_metrics_file() -> PathBuf {
+    PathBuf::new()
 }
 fn default_umask() -> Mode {
     Mode(0o022)
@@ -559,6 +566,9 @@ impl Config {
         }
         if !self.daemon.pid_file.as_os_str().is_empty() {
             check_abs_path("daemon.pid_file", &self.daemon.pid_file)?;
+        }
+        if !self.daemon.metrics_file.as_os_str().is_empty() {
+            check_abs_path("daemon.metrics_file", &self.daemon.metrics_file)?;
         }
         if !self.daemon.group.is_empty() && self.daemon.user.is_empty() {
             return err("daemon.group", "needs daemon.user".into());

@@ -48,10 +48,12 @@ pub mod status;
 
 pub mod admission;
 pub mod busy;
+pub mod counters;
 pub mod fdio;
 pub mod handover;
 pub mod listen;
 pub mod memory;
+pub mod metrics;
 pub mod peer;
 pub mod publish;
 pub mod reaper;

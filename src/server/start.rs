@@ -133,9 +133,12 @@ impl Server {
             result: ReloadResult::None,
             last_reload_ms: None,
             listeners: Vec::new(),
+            sessions: 0,
+            counters: Default::default(),
         };
         let status_path = cfg.status_file(&env);
-        let publication = Publication::new(pidfile, status_path, status);
+        let mut publication = Publication::new(pidfile, status_path, status);
+        publication.probe()?;
         let reaper = Reaper::new(cfg.limits.max_children as usize)
             .map_err(|e| Error::sys("exit pipe", e))?;
         log::info!(
@@ -176,6 +179,7 @@ impl Server {
         let mut reaper = Reaper::new(cfg.limits.max_children as usize)
             .map_err(|e| Error::sys("exit pipe", e))?;
         reaper.adopt(h.children.iter().copied());
+        crate::counters::restore(&h.counters);
         // SIGCHLDs that arrived while the exec ran were collapsed into at
         // most one pending signal, and the old exit pipe is gone: one full
         // pass now rather than waiting for the next signal.
@@ -190,6 +194,8 @@ impl Server {
             result: ReloadResult::Ok,
             last_reload_ms: Some(reload_ms),
             listeners: Vec::new(),
+            sessions: 0,
+            counters: Default::default(),
         };
         let status_path = cfg.status_file(&env);
         let publication = Publication::new(pidfile, status_path, status);
@@ -269,6 +275,9 @@ fn finish(parts: Parts) -> Server {
         reaper,
         publication,
     };
+    server
+        .publication
+        .set_metrics_file(&server.cfg.daemon.metrics_file);
     server
         .publication
         .serving(&server.listeners, server.reaper.len());
