@@ -516,7 +516,9 @@ impl Config {
         PARSING_FOR.with(|e| e.replace(previous));
         let config = parsed.map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            let key = key_at(text, span.start);
+            // A document that does not parse (a duplicate key) has no tree
+            // to look the key up in: then the line names it.
+            let key = key_at(text, span.start).or_else(|| key_on_line(text, span.start));
             let message = match key {
                 Some(key) => format!("{key}: {}", e.message().trim()),
                 None => e.message().trim().to_string(),
@@ -533,17 +535,85 @@ impl Config {
     /// Reads `path` (or the defaults when `path` is None and the default
     /// file does not exist) and validates it.
     pub fn load(path: Option<&Path>, env: &Env) -> crate::error::Result<Self> {
+        Ok(Self::load_text(path, env)?.0)
+    }
+
+    /// [`Config::load`], then everything else a start would reject that can
+    /// be known without starting (`-t`): unknown `daemon.user` or
+    /// `daemon.group`, runtime directories that fail the checks.
+    pub fn load_for_start(path: Option<&Path>, env: &Env) -> crate::error::Result<Self> {
+        let (cfg, text, file) = Self::load_text(path, env)?;
+        cfg.check_start(env).map_err(|(key, message)| {
+            let offset = key_span(&text, &key).unwrap_or(0);
+            located(&file, &text, offset, format!("{key}: {message}"))
+        })?;
+        Ok(cfg)
+    }
+
+    fn load_text(path: Option<&Path>, env: &Env) -> crate::error::Result<(Self, String, PathBuf)> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
-            None => return Ok(Self::defaults(env)),
+            None => {
+                return Ok((
+                    Self::defaults(env),
+                    String::new(),
+                    PathBuf::from("(defaults)"),
+                ));
+            }
         };
-        let text =
-            std::fs::read_to_string(&path).map_err(|source| crate::error::Error::ConfigRead {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(Self::parse(&text, &path, env)?)
+        let bytes = std::fs::read(&path).map_err(|source| crate::error::Error::ConfigRead {
+            path: path.clone(),
+            source,
+        })?;
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                // Located in the valid part before the first bad byte.
+                let at = e.utf8_error().valid_up_to();
+                let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
+                let message = match key_on_line(&valid, at) {
+                    Some(k) => format!("{k}: not valid UTF-8"),
+                    None => "not valid UTF-8".to_string(),
+                };
+                return Err(located(&path, &valid, at, message).into());
+            }
+        };
+        let cfg = Self::parse(&text, &path, env)?;
+        Ok((cfg, text, path))
+    }
+
+    /// What a start rejects beyond [`Config::validate`]: names nobody has,
+    /// runtime directories that fail the ownership and permission checks.
+    pub fn check_start(&self, env: &Env) -> Result<(), (String, String)> {
+        let d = &self.daemon;
+        if !d.user.is_empty() {
+            crate::privileges::files_only_lookups();
+            if !matches!(nix::unistd::User::from_name(&d.user), Ok(Some(_))) {
+                return Err(("daemon.user".into(), format!("unknown user {:?}", d.user)));
+            }
+        }
+        if !d.group.is_empty() && !matches!(nix::unistd::Group::from_name(&d.group), Ok(Some(_))) {
+            return Err((
+                "daemon.group".into(),
+                format!("unknown group {:?}", d.group),
+            ));
+        }
+        // Each file's directory on its own, so the error names its key.
+        let mut files: Vec<(&str, PathBuf)> = Vec::new();
+        files.extend(self.listen.unix.iter().map(|p| ("listen.unix", p.clone())));
+        files.push(("daemon.pid_file", self.status_file(env)));
+        if !d.metrics_file.as_os_str().is_empty() {
+            files.push(("daemon.metrics_file", d.metrics_file.clone()));
+        }
+        for (key, path) in files {
+            let mut one = self.clone();
+            one.listen.unix = vec![path.clone()];
+            one.daemon.pid_file = path;
+            crate::runtime::check_config(&one, env)
+                .map_err(|e| (key.to_string(), e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Checks what no single key's type can: ranges, paths that must be
@@ -559,6 +629,19 @@ impl Config {
                     "listen.unix",
                     format!("{}: longer than 107 bytes", p.display()),
                 );
+            }
+        }
+        for (i, a) in self.listen.tcp.iter().enumerate() {
+            if self.listen.tcp[..i].contains(a) {
+                return err(
+                    "listen.tcp",
+                    format!("{} is listed twice", String::from(a.clone())),
+                );
+            }
+        }
+        for (i, p) in self.listen.unix.iter().enumerate() {
+            if self.listen.unix[..i].contains(p) {
+                return err("listen.unix", format!("{} is listed twice", p.display()));
             }
         }
         if self.listen.backlog == 0 {
@@ -732,6 +815,45 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     let doc = DeTable::parse(text).ok()?;
     let mut path = Vec::new();
     walk(doc.get_ref(), offset, &mut path).then(|| path.join("."))
+}
+
+/// The dotted key written on the line holding `offset`, read from the text
+/// itself: `SECTION.KEY` for `KEY = ...` under `[SECTION]`, or the section
+/// for a header line.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[start..end].trim();
+    let header = |l: &str| {
+        l.strip_prefix('[').map(|h| {
+            h.trim_matches(|c| c == '[' || c == ']' || c == ' ')
+                .to_string()
+        })
+    };
+    if let Some(h) = header(line) {
+        return Some(h);
+    }
+    let key = line
+        .split('=')
+        .next()?
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'');
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        return None;
+    }
+    let section = text[..start].lines().rev().find_map(|l| header(l.trim()));
+    Some(match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 /// The byte offset of the key `dotted` (e.g. `limits.max_children`) in `text`.
