@@ -62,6 +62,7 @@ pub fn run(opts: Options) -> Result<()> {
                 crate::daemon::set_umask(cfg.umask());
                 Readiness::none()
             } else {
+                crate::log::warn_unreachable(&cfg);
                 crate::daemon::daemonize(cfg.umask(), &crate::reload::listen_fds())?
             };
             crate::log::init(&cfg, opts.foreground);
