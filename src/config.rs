@@ -635,7 +635,7 @@ impl Config {
             if self.listen.tcp[..i].contains(a) {
                 return err(
                     "listen.tcp",
-                    format!("{} is listed twice", String::from(a.clone())),
+                    format!("{} is listed twice", String::from(*a)),
                 );
             }
         }

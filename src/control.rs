@@ -11,7 +11,7 @@
 //! `stop` and `status` work with a broken configuration file: they need
 //! only `daemon.pid_file` (and `daemon.user`, whose files are trusted, and
 //! `limits.shutdown_grace_secs`, how long to wait), which they then read
-//! leniently ([`lenient`]), or fall back to the built-in default pidfile,
+//! leniently, or fall back to the built-in default pidfile,
 //! and they say on stderr which they used.
 //!
 //! Nothing is signalled on the word of a pidfile that could have been

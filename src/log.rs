@@ -213,7 +213,7 @@ fn stderr_is_journal() -> bool {
         return false;
     };
     match nix::sys::stat::fstat(std::io::stderr()) {
-        Ok(st) => dev.parse() == Ok(st.st_dev as u64) && ino.parse() == Ok(st.st_ino as u64),
+        Ok(st) => dev.parse() == Ok(st.st_dev) && ino.parse() == Ok(st.st_ino),
         Err(_) => false,
     }
 }

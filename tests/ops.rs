@@ -38,8 +38,8 @@ fn json_field<'a>(json: &'a str, key: &str) -> &'a str {
     let pat = format!("\"{key}\":");
     let at = json.find(&pat).unwrap_or_else(|| panic!("{key} in {json}")) + pat.len();
     let rest = &json[at..];
-    let end = if rest.starts_with('"') {
-        1 + rest[1..].find('"').expect("closing quote") + 1
+    let end = if let Some(inner) = rest.strip_prefix('"') {
+        1 + inner.find('"').expect("closing quote") + 1
     } else if rest.starts_with('[') {
         rest.find(']').expect("]") + 1
     } else {
