@@ -599,6 +599,38 @@ impl Config {
                 format!("unknown group {:?}", d.group),
             ));
         }
+        // After the privilege drop, daemon.user rewrites the status and
+        // metrics files: a directory that exists and that user cannot
+        // write into fails the start (one to be created is made theirs).
+        if !d.user.is_empty()
+            && nix::unistd::geteuid().is_root()
+            && let Ok(Some(u)) = nix::unistd::User::from_name(&d.user)
+        {
+            let gid = match nix::unistd::Group::from_name(&d.group) {
+                Ok(Some(g)) if !d.group.is_empty() => g.gid,
+                _ => u.gid,
+            };
+            let mut files = vec![("daemon.pid_file", self.status_file(env))];
+            if !d.metrics_file.as_os_str().is_empty() {
+                files.push(("daemon.metrics_file", d.metrics_file.clone()));
+            }
+            for (key, file) in files {
+                let Some(dir) = file.parent() else { continue };
+                if let Ok(m) = std::fs::metadata(dir)
+                    && !writable_by(&m, u.uid.as_raw(), gid.as_raw())
+                {
+                    return Err((
+                        key.into(),
+                        format!(
+                            "{}: not writable by daemon.user {:?}, who rewrites {} there",
+                            dir.display(),
+                            d.user,
+                            file.display()
+                        ),
+                    ));
+                }
+            }
+        }
         // Each file's directory on its own, so the error names its key.
         let mut files: Vec<(&str, PathBuf)> = Vec::new();
         files.extend(self.listen.unix.iter().map(|p| ("listen.unix", p.clone())));
@@ -743,6 +775,20 @@ impl Config {
             self.daemon.pid_file.with_extension("status")
         }
     }
+}
+
+/// Whether the mode bits let `uid`/`gid` create files in the directory
+/// `m` describes (supplementary groups and ACLs aside).
+fn writable_by(m: &std::fs::Metadata, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let bits = if m.uid() == uid {
+        0o300
+    } else if m.gid() == gid {
+        0o030
+    } else {
+        0o003
+    };
+    m.mode() & bits == bits
 }
 
 fn check_abs_path(key: &str, p: &Path) -> Result<(), (String, String)> {

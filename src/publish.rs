@@ -65,7 +65,13 @@ impl Publication {
     /// not a reload that later looks failed.
     pub fn probe(&mut self) -> crate::error::Result<()> {
         self.status.counters = counters::snapshot();
-        self.status.write(&self.status_path)
+        self.status
+            .write(&self.status_path)
+            .map_err(|e| crate::error::Error::Publish {
+                what: "the status file",
+                path: self.status_path.clone(),
+                reason: e.to_string(),
+            })
     }
 
     /// The state as published.

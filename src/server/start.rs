@@ -54,7 +54,7 @@ pub fn run(opts: Options) -> Result<()> {
                 ),
                 None => Some(PathBuf::from(config::DEFAULT_PATH)).filter(|p| p.exists()),
             };
-            let cfg = Config::load(config.as_deref(), &env)?;
+            let cfg = Config::load_for_start(config.as_deref(), &env)?;
             // Taken before chdir("/"), so a relative argv[0] cannot change
             // meaning; /proc/self/exe gives it absolute.
             let exe = std::env::current_exe().map_err(|e| Error::file("/proc/self/exe", e))?;
