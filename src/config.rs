@@ -599,9 +599,30 @@ impl Config {
                 format!("unknown group {:?}", d.group),
             ));
         }
-        // After the privilege drop, daemon.user rewrites the status and
-        // metrics files: a directory that exists and that user cannot
-        // write into fails the start (one to be created is made theirs).
+        self.check_user_can_write(env)?;
+        // Each file's directory on its own, so the error names its key.
+        let mut files: Vec<(&str, PathBuf)> = Vec::new();
+        files.extend(self.listen.unix.iter().map(|p| ("listen.unix", p.clone())));
+        files.push(("daemon.pid_file", self.status_file(env)));
+        if !d.metrics_file.as_os_str().is_empty() {
+            files.push(("daemon.metrics_file", d.metrics_file.clone()));
+        }
+        for (key, path) in files {
+            let mut one = self.clone();
+            one.listen.unix = vec![path.clone()];
+            one.daemon.pid_file = path;
+            crate::runtime::check_config(&one, env)
+                .map_err(|e| (key.to_string(), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// After the privilege drop, `daemon.user` rewrites the status and
+    /// metrics files: as root, a directory of theirs that exists and that
+    /// user cannot write into fails `-t` and the start (one to be created is
+    /// made theirs).
+    pub fn check_user_can_write(&self, env: &Env) -> Result<(), (String, String)> {
+        let d = &self.daemon;
         if !d.user.is_empty()
             && nix::unistd::geteuid().is_root()
             && let Ok(Some(u)) = nix::unistd::User::from_name(&d.user)
@@ -630,20 +651,6 @@ impl Config {
                     ));
                 }
             }
-        }
-        // Each file's directory on its own, so the error names its key.
-        let mut files: Vec<(&str, PathBuf)> = Vec::new();
-        files.extend(self.listen.unix.iter().map(|p| ("listen.unix", p.clone())));
-        files.push(("daemon.pid_file", self.status_file(env)));
-        if !d.metrics_file.as_os_str().is_empty() {
-            files.push(("daemon.metrics_file", d.metrics_file.clone()));
-        }
-        for (key, path) in files {
-            let mut one = self.clone();
-            one.listen.unix = vec![path.clone()];
-            one.daemon.pid_file = path;
-            crate::runtime::check_config(&one, env)
-                .map_err(|e| (key.to_string(), e.to_string()))?;
         }
         Ok(())
     }

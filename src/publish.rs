@@ -13,6 +13,23 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Before anything is taken at start: as root with `daemon.user`, the
+/// directories of the status and metrics files must be writable by that
+/// user, who rewrites them once privileges are dropped.
+pub fn check_writable(
+    cfg: &crate::config::Config,
+    env: &crate::config::Env,
+) -> crate::error::Result<()> {
+    cfg.check_user_can_write(env).map_err(|(key, reason)| {
+        let (what, path) = if key == "daemon.metrics_file" {
+            ("the metrics file", cfg.daemon.metrics_file.clone())
+        } else {
+            ("the status file", cfg.status_file(env))
+        };
+        crate::error::Error::Publish { what, path, reason }
+    })
+}
+
 /// Shortest time between two rewrites of the status file for changed
 /// counters or sessions.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
@@ -87,6 +104,14 @@ impl Publication {
     /// The status file's path.
     pub fn status_path(&self) -> &Path {
         &self.status_path
+    }
+
+    /// A start that failed after the pidfile was taken: the pidfile goes
+    /// (the status file, never written, is left alone: it may not be ours).
+    pub fn abandon(&mut self) {
+        if let Some(p) = self.pidfile.take() {
+            p.remove();
+        }
     }
 
     /// Serving: the status file and metrics, then `READY=1`.

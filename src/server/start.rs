@@ -54,7 +54,7 @@ pub fn run(opts: Options) -> Result<()> {
                 ),
                 None => Some(PathBuf::from(config::DEFAULT_PATH)).filter(|p| p.exists()),
             };
-            let cfg = Config::load_for_start(config.as_deref(), &env)?;
+            let cfg = Config::load(config.as_deref(), &env)?;
             // Taken before chdir("/"), so a relative argv[0] cannot change
             // meaning; /proc/self/exe gives it absolute.
             let exe = std::env::current_exe().map_err(|e| Error::file("/proc/self/exe", e))?;
@@ -95,6 +95,7 @@ impl Server {
     fn fresh(cfg: Config, env: Env, mut launch: Launch) -> Result<Self> {
         let signals = Signals::install()?;
         let target = privileges::resolve(&cfg)?;
+        crate::publish::check_writable(&cfg, &env)?;
         // Runtime directories, the pidfile and socket files are checked and
         // created by runtime.rs, pidfile.rs and listen.rs, and given to the
         // unprivileged user as they are created, through descriptors.
@@ -139,7 +140,11 @@ impl Server {
         };
         let status_path = cfg.status_file(&env);
         let mut publication = Publication::new(pidfile, status_path, status);
-        publication.probe()?;
+        if let Err(e) = publication.probe() {
+            listen::remove_socket_files(&listeners);
+            publication.abandon();
+            return Err(e);
+        }
         let reaper = Reaper::new(cfg.limits.max_children as usize)
             .map_err(|e| Error::sys("exit pipe", e))?;
         log::info!(
