@@ -508,3 +508,49 @@ fn logs_never_vanish_when_syslog_is_missing_or_restarts() {
         std::fs::remove_file(&log).expect("rm");
     }
 }
+
+#[test]
+fn a_status_file_daemon_user_cannot_write_fails_the_start_naming_it() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "needs root, to start with daemon.user (CI runs as root)"
+    );
+    // The pidfile's directory is root's, 0755: nobody could not rewrite the
+    // status file there after dropping root.
+    let s = Setup::new("");
+    std::fs::set_permissions(
+        s.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    s.write_raw(
+        &s.base()
+            .replace("[daemon]\n", "[daemon]\nuser = \"nobody\"\n"),
+    );
+    let status = s.pid_file.with_extension("status");
+    let dir = s.dir.path().display().to_string();
+    let (code, _, err) = s.run(&["-t"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "{}:7:1: daemon.pid_file: {dir}: not writable by daemon.user \"nobody\"",
+            s.config.display()
+        )),
+        "{err}"
+    );
+    println!("{}", err.trim());
+    let (code, _, err) = s.run(&["-f"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot write the status file {}: {dir}: not writable",
+            status.display()
+        )),
+        "{err}"
+    );
+    println!("{}", err.trim());
+    assert!(
+        !exists(&s.pid_file) && !exists(&s.sock),
+        "nothing left behind"
+    );
+}
