@@ -554,3 +554,45 @@ fn a_status_file_daemon_user_cannot_write_fails_the_start_naming_it() {
         "nothing left behind"
     );
 }
+
+#[test]
+fn stderr_is_prefixed_for_journald_only_when_it_is_the_journal_stream() {
+    use std::os::unix::fs::MetadataExt as _;
+    let s = Setup::new("");
+    for journal in [true, false] {
+        let log = s.path(&format!("stderr-{journal}.log"));
+        let file = std::fs::File::create(&log).expect("log");
+        let m = file.metadata().expect("stat");
+        // JOURNAL_STREAM names stderr itself, or another file.
+        let stream = if journal {
+            format!("{}:{}", m.dev(), m.ino())
+        } else {
+            format!("{}:{}", m.dev(), m.ino() + 1)
+        };
+        let mut child = std::process::Command::new(BIN)
+            .args(["-f", "-c", &s.config.to_string_lossy()])
+            .env("JOURNAL_STREAM", &stream)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn");
+        let read = || std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(eventually(Duration::from_secs(10), || read()
+            .contains("listening on unix")));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            Signal::SIGTERM,
+        )
+        .expect("kill");
+        let _ = child.wait();
+        let text = read();
+        let first = text.lines().next().unwrap_or_default();
+        if journal {
+            assert!(first.starts_with("<6>hostinfod "), "{text}");
+            assert!(text.lines().all(|l| l.starts_with('<')), "{text}");
+        } else {
+            assert!(first.starts_with("hostinfod["), "{text}");
+        }
+    }
+}
