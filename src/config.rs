@@ -1160,7 +1160,7 @@ mod tests {
             .lines()
             .filter(|l| l.contains(" = ") && !l.starts_with('#'))
             .count();
-        assert_eq!(keys, 31, "one line per key");
+        assert_eq!(keys, 32, "one line per key");
     }
 
     #[test]

@@ -539,6 +539,17 @@ fn fork_failure_sends_the_busy_line_backs_off_and_recovers() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(live_children(&d), 1);
     assert_eq!(held.cmd("date").trim_end().len(), 24);
+    // 21 failed forks, each counted (the status file is rewritten within
+    // a second).
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            s.run(&["-s", "status", "--json"])
+                .1
+                .contains("\"fork_failures\":21,")
+        }),
+        "{:?}",
+        s.run(&["-s", "status", "--json"])
+    );
 
     // The session ends, a process is free again: served.
     held.send(b"quit\n");

@@ -95,7 +95,6 @@ impl Server {
     fn fresh(cfg: Config, env: Env, mut launch: Launch) -> Result<Self> {
         let signals = Signals::install()?;
         let target = privileges::resolve(&cfg)?;
-        crate::publish::check_writable(&cfg, &env)?;
         // Runtime directories, the pidfile and socket files are checked and
         // created by runtime.rs, pidfile.rs and listen.rs, and given to the
         // unprivileged user as they are created, through descriptors.
@@ -122,6 +121,13 @@ impl Server {
         } else {
             listen::bind_configured(&cfg, &[])?
         };
+        if let Err(e) = crate::publish::check_writable(&cfg, &env) {
+            listen::remove_socket_files(&listeners);
+            if let Some(p) = pidfile {
+                p.remove();
+            }
+            return Err(e);
+        }
         if let Some(t) = &target {
             privileges::drop_to(t)?;
             log::info!("running as user {} (uid {}, gid {})", t.name, t.uid, t.gid);
