@@ -36,6 +36,9 @@ pub struct Cli {
     /// Control the running daemon: reload, stop or status
     #[arg(short = 's', value_name = "SIGNAL", value_parser = ["reload", "stop", "status"])]
     pub signal: Option<String>,
+    /// With -s status: print one JSON object
+    #[arg(long = "json", requires = "signal")]
+    pub json: bool,
 }
 
 /// Parses the command line, runs, and returns the process exit status.
@@ -46,11 +49,15 @@ pub fn main() -> i32 {
     }
     let env = Env::current();
     let result = if cli.check_config {
-        Config::load(cli.config.as_deref(), &env).map(|_| println!("configuration OK"))
+        Config::load_for_start(cli.config.as_deref(), &env).map(|_| println!("configuration OK"))
     } else if cli.print_config {
         Config::load(cli.config.as_deref(), &env).map(|c| print!("{}", c.to_toml()))
     } else if let Some(cmd) = cli.signal.as_deref() {
-        crate::control::run(cmd, cli.config.as_deref(), &env)
+        if cli.json && cmd != "status" {
+            Err(Error::Usage("--json goes with -s status only".into()))
+        } else {
+            crate::control::run(cmd, cli.config.as_deref(), &env, cli.json)
+        }
     } else {
         crate::server::run(crate::server::Options {
             config: cli.config,

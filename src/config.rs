@@ -127,6 +127,10 @@ pub struct Daemon {
     /// The process umask, in every mode.
     #[serde(default = "default_umask")]
     pub umask: Mode,
+    /// Prometheus text file for node_exporter's textfile collector; empty
+    /// for none.
+    #[serde(default = "default_metrics_file")]
+    pub metrics_file: PathBuf,
 }
 
 /// `[limits]`: what a client can take.
@@ -291,6 +295,9 @@ fn default_backlog() -> u32 {
 }
 fn default_pid_file() -> PathBuf {
     runtime_dir().join("hostinfod.pid")
+}
+fn default_metrics_file() -> PathBuf {
+    PathBuf::new()
 }
 fn default_umask() -> Mode {
     Mode(0o022)
@@ -518,7 +525,9 @@ impl Config {
         PARSING_FOR.with(|e| e.replace(previous));
         let config = parsed.map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            let key = key_at(text, span.start);
+            // A document that does not parse (a duplicate key) has no tree
+            // to look the key up in: then the line names it.
+            let key = key_at(text, span.start).or_else(|| key_on_line(text, span.start));
             let message = match key {
                 Some(key) => format!("{key}: {}", e.message().trim()),
                 None => e.message().trim().to_string(),
@@ -535,17 +544,124 @@ impl Config {
     /// Reads `path` (or the defaults when `path` is None and the default
     /// file does not exist) and validates it.
     pub fn load(path: Option<&Path>, env: &Env) -> crate::error::Result<Self> {
+        Ok(Self::load_text(path, env)?.0)
+    }
+
+    /// [`Config::load`], then everything else a start would reject that can
+    /// be known without starting (`-t`): unknown `daemon.user` or
+    /// `daemon.group`, runtime directories that fail the checks.
+    pub fn load_for_start(path: Option<&Path>, env: &Env) -> crate::error::Result<Self> {
+        let (cfg, text, file) = Self::load_text(path, env)?;
+        cfg.check_start(env).map_err(|(key, message)| {
+            let offset = key_span(&text, &key).unwrap_or(0);
+            located(&file, &text, offset, format!("{key}: {message}"))
+        })?;
+        Ok(cfg)
+    }
+
+    fn load_text(path: Option<&Path>, env: &Env) -> crate::error::Result<(Self, String, PathBuf)> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
-            None => return Ok(Self::defaults(env)),
+            None => {
+                return Ok((
+                    Self::defaults(env),
+                    String::new(),
+                    PathBuf::from("(defaults)"),
+                ));
+            }
         };
-        let text =
-            std::fs::read_to_string(&path).map_err(|source| crate::error::Error::ConfigRead {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(Self::parse(&text, &path, env)?)
+        let bytes = std::fs::read(&path).map_err(|source| crate::error::Error::ConfigRead {
+            path: path.clone(),
+            source,
+        })?;
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                // Located in the valid part before the first bad byte.
+                let at = e.utf8_error().valid_up_to();
+                let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
+                let message = match key_on_line(&valid, at) {
+                    Some(k) => format!("{k}: not valid UTF-8"),
+                    None => "not valid UTF-8".to_string(),
+                };
+                return Err(located(&path, &valid, at, message).into());
+            }
+        };
+        let cfg = Self::parse(&text, &path, env)?;
+        Ok((cfg, text, path))
+    }
+
+    /// What a start rejects beyond [`Config::validate`]: names nobody has,
+    /// runtime directories that fail the ownership and permission checks.
+    pub fn check_start(&self, env: &Env) -> Result<(), (String, String)> {
+        let d = &self.daemon;
+        if !d.user.is_empty() {
+            crate::privileges::files_only_lookups();
+            if !matches!(nix::unistd::User::from_name(&d.user), Ok(Some(_))) {
+                return Err(("daemon.user".into(), format!("unknown user {:?}", d.user)));
+            }
+        }
+        if !d.group.is_empty() && !matches!(nix::unistd::Group::from_name(&d.group), Ok(Some(_))) {
+            return Err((
+                "daemon.group".into(),
+                format!("unknown group {:?}", d.group),
+            ));
+        }
+        self.check_user_can_write(env)?;
+        // Each file's directory on its own, so the error names its key.
+        let mut files: Vec<(&str, PathBuf)> = Vec::new();
+        files.extend(self.listen.unix.iter().map(|p| ("listen.unix", p.clone())));
+        files.push(("daemon.pid_file", self.status_file(env)));
+        if !d.metrics_file.as_os_str().is_empty() {
+            files.push(("daemon.metrics_file", d.metrics_file.clone()));
+        }
+        for (key, path) in files {
+            let mut one = self.clone();
+            one.listen.unix = vec![path.clone()];
+            one.daemon.pid_file = path;
+            crate::runtime::check_config(&one, env)
+                .map_err(|e| (key.to_string(), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// After the privilege drop, `daemon.user` rewrites the status and
+    /// metrics files: as root, a directory of theirs that exists and that
+    /// user cannot write into fails `-t` and the start (one to be created is
+    /// made theirs).
+    pub fn check_user_can_write(&self, env: &Env) -> Result<(), (String, String)> {
+        let d = &self.daemon;
+        if !d.user.is_empty()
+            && nix::unistd::geteuid().is_root()
+            && let Ok(Some(u)) = nix::unistd::User::from_name(&d.user)
+        {
+            let gid = match nix::unistd::Group::from_name(&d.group) {
+                Ok(Some(g)) if !d.group.is_empty() => g.gid,
+                _ => u.gid,
+            };
+            let mut files = vec![("daemon.pid_file", self.status_file(env))];
+            if !d.metrics_file.as_os_str().is_empty() {
+                files.push(("daemon.metrics_file", d.metrics_file.clone()));
+            }
+            for (key, file) in files {
+                let Some(dir) = file.parent() else { continue };
+                if let Ok(m) = std::fs::metadata(dir)
+                    && !writable_by(&m, u.uid.as_raw(), gid.as_raw())
+                {
+                    return Err((
+                        key.into(),
+                        format!(
+                            "{}: not writable by daemon.user {:?}, who rewrites {} there",
+                            dir.display(),
+                            d.user,
+                            file.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks what no single key's type can: ranges, paths that must be
@@ -563,6 +679,19 @@ impl Config {
                 );
             }
         }
+        for (i, a) in self.listen.tcp.iter().enumerate() {
+            if self.listen.tcp[..i].contains(a) {
+                return err(
+                    "listen.tcp",
+                    format!("{} is listed twice", String::from(*a)),
+                );
+            }
+        }
+        for (i, p) in self.listen.unix.iter().enumerate() {
+            if self.listen.unix[..i].contains(p) {
+                return err("listen.unix", format!("{} is listed twice", p.display()));
+            }
+        }
         for (i, p) in self.listen.fifo.iter().enumerate() {
             check_abs_path("listen.fifo", p)?;
             if p.file_name().is_none() {
@@ -577,6 +706,9 @@ impl Config {
         }
         if !self.daemon.pid_file.as_os_str().is_empty() {
             check_abs_path("daemon.pid_file", &self.daemon.pid_file)?;
+        }
+        if !self.daemon.metrics_file.as_os_str().is_empty() {
+            check_abs_path("daemon.metrics_file", &self.daemon.metrics_file)?;
         }
         if !self.daemon.group.is_empty() && self.daemon.user.is_empty() {
             return err("daemon.group", "needs daemon.user".into());
@@ -675,6 +807,20 @@ impl Config {
     }
 }
 
+/// Whether the mode bits let `uid`/`gid` create files in the directory
+/// `m` describes (supplementary groups and ACLs aside).
+fn writable_by(m: &std::fs::Metadata, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let bits = if m.uid() == uid {
+        0o300
+    } else if m.gid() == gid {
+        0o030
+    } else {
+        0o003
+    };
+    m.mode() & bits == bits
+}
+
 fn check_abs_path(key: &str, p: &Path) -> Result<(), (String, String)> {
     if p.as_os_str().is_empty() {
         Err((key.into(), "empty path".into()))
@@ -745,6 +891,45 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     let doc = DeTable::parse(text).ok()?;
     let mut path = Vec::new();
     walk(doc.get_ref(), offset, &mut path).then(|| path.join("."))
+}
+
+/// The dotted key written on the line holding `offset`, read from the text
+/// itself: `SECTION.KEY` for `KEY = ...` under `[SECTION]`, or the section
+/// for a header line.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[start..end].trim();
+    let header = |l: &str| {
+        l.strip_prefix('[').map(|h| {
+            h.trim_matches(|c| c == '[' || c == ']' || c == ' ')
+                .to_string()
+        })
+    };
+    if let Some(h) = header(line) {
+        return Some(h);
+    }
+    let key = line
+        .split('=')
+        .next()?
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'');
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        return None;
+    }
+    let section = text[..start].lines().rev().find_map(|l| header(l.trim()));
+    Some(match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 /// The byte offset of the key `dotted` (e.g. `limits.max_children`) in `text`.
@@ -998,7 +1183,7 @@ mod tests {
             .lines()
             .filter(|l| l.contains(" = ") && !l.starts_with('#'))
             .count();
-        assert_eq!(keys, 33, "one line per key");
+        assert_eq!(keys, 34, "one line per key");
     }
 
     #[test]

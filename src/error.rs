@@ -95,6 +95,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A file the daemon publishes (the status file) cannot be written.
+    #[error("cannot write {what} {}: {reason}", path.display())]
+    Publish {
+        /// `the status file`.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// Another instance holds the pidfile lock.
     #[error("already running (pid {pid})")]
     AlreadyRunning {

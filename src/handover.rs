@@ -23,12 +23,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
+use crate::counters::Counters;
 use crate::peer::Source;
 use crate::reaper::Child;
 
 /// The environment variable that names the hand-over's fd.
 pub const FD_VAR: &str = "HOSTINFOD_HANDOVER_FD";
-const MAGIC: &[u8; 8] = b"hid-hov1";
+const MAGIC: &[u8; 8] = b"hid-hov2";
 /// Refused beyond this: a corrupt length must not allocate without bound.
 const MAX_BYTES: u64 = 256 << 20;
 
@@ -70,6 +71,8 @@ pub struct Handover {
     /// file when `pid_file = ""`). Removing them before the exec would
     /// leave an image whose exec failed without them.
     pub leftovers: Vec<PathBuf>,
+    /// The counters, reloads included (this one counted).
+    pub counters: Counters,
 }
 
 impl Handover {
@@ -114,6 +117,10 @@ impl Handover {
         put_u64(&mut w, self.leftovers.len() as u64);
         for p in &self.leftovers {
             put_bytes(&mut w, p.as_os_str().as_bytes());
+        }
+        // A fixed number of them: the magic's version changes with the set.
+        for v in self.counters.values {
+            put_u64(&mut w, v);
         }
         w
     }
@@ -166,6 +173,10 @@ impl Handover {
         for _ in 0..n {
             leftovers.push(r.path()?);
         }
+        let mut counters = Counters::default();
+        for v in &mut counters.values {
+            *v = r.u64()?;
+        }
         if r.at != bytes.len() {
             return Err("trailing bytes".into());
         }
@@ -182,6 +193,7 @@ impl Handover {
             pidfile,
             children,
             leftovers,
+            counters,
         })
     }
 
@@ -339,6 +351,9 @@ mod tests {
                 })
                 .collect(),
             leftovers: vec![PathBuf::from("/run/old.sock")],
+            counters: Counters {
+                values: std::array::from_fn(|i| i as u64 * 1_000_003 + 1),
+            },
         }
     }
 
@@ -367,7 +382,11 @@ mod tests {
         let mut bytes = sample(0).encode();
         // The children count sits before the leftovers: make it enormous.
         let h = sample(0);
-        let at = bytes.len() - 8 - (4 + h.leftovers[0].as_os_str().len()) - 8;
+        let at = bytes.len()
+            - 8 * h.counters.values.len()
+            - 8
+            - (4 + h.leftovers[0].as_os_str().len())
+            - 8;
         bytes[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(Handover::decode(&bytes).is_err());
     }

@@ -48,12 +48,14 @@ pub mod status;
 
 pub mod admission;
 pub mod busy;
+pub mod counters;
 pub mod fdio;
 pub mod fifo;
 pub mod handover;
 pub mod inetd;
 pub mod listen;
 pub mod memory;
+pub mod metrics;
 pub mod peer;
 pub mod pidtable;
 pub mod publish;

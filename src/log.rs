@@ -18,6 +18,11 @@
 //! shows that stderr is the journal, each line starts with the `<N>`
 //! priority prefix journald understands, so levels survive into
 //! `journalctl -p`.
+//!
+//! Records never vanish without a word: a syslog socket nobody listens on
+//! at start is reported by the launcher before it detaches, and the logger
+//! connects again whenever a send fails, so a syslog daemon that starts or
+//! restarts later receives the next record.
 
 use std::fmt::Write as _;
 use std::os::unix::net::UnixDatagram;
@@ -126,9 +131,10 @@ impl log::Log for Logger {
                     },
                     record,
                 );
-                // A syslog daemon that restarted left our connection
-                // dangling: connect again once and resend. Lost records are
-                // never fatal.
+                // A syslog daemon that restarted (a new socket at the path)
+                // left our connection dangling, or none listened when we
+                // started: connect again once and resend. Lost records are
+                // never fatal. No allocation (see crate::template).
                 if sock.send(&buf[..n]).is_err() && sock.connect(path).is_ok() {
                     let _ = sock.send(&buf[..n]);
                 }
@@ -149,15 +155,24 @@ pub fn destination(cfg: &Config, foreground: bool) -> LogDestination {
 }
 
 /// Installs the global logger. Called once per process image.
+///
+/// When syslog is the destination and its socket cannot be reached: in the
+/// foreground, records go to stderr instead; daemonized (stderr is
+/// /dev/null), the logger keeps the syslog destination and connects again
+/// at each record until a syslog daemon listens there, and the launcher has
+/// already said so on its stderr ([`warn_unreachable`]).
 pub fn init(cfg: &Config, foreground: bool) {
     PID.store(std::process::id(), Ordering::Relaxed);
     log::set_max_level(cfg.log.level.filter());
     let logger: Box<dyn log::Log> = match destination(cfg, foreground) {
         LogDestination::Syslog => match syslog_logger(cfg) {
-            Ok(l) => Box::new(l),
-            Err(e) => {
-                // No syslog daemon: fall back to stderr rather than go silent.
-                eprintln!("hostinfod: syslog unavailable ({e}); logging to stderr");
+            (l, Ok(())) => Box::new(l),
+            (l, Err(_)) if !foreground => Box::new(l),
+            (_, Err(e)) => {
+                eprintln!(
+                    "hostinfod: syslog socket {} unavailable ({e}); logging to stderr",
+                    syslog_path().display()
+                );
                 stderr_logger()
             }
         },
@@ -166,10 +181,41 @@ pub fn init(cfg: &Config, foreground: bool) {
     let _ = log::set_boxed_logger(logger);
 }
 
+/// Before daemonizing: says on stderr, while the launcher still has one,
+/// that syslog is the destination and its socket cannot be reached, so the
+/// records would be lost until a syslog daemon listens there.
+pub fn warn_unreachable(cfg: &Config) {
+    if destination(cfg, false) != LogDestination::Syslog {
+        return;
+    }
+    if let (_, Err(e)) = syslog_logger(cfg) {
+        eprintln!(
+            "hostinfod: warning: cannot reach the syslog socket {} ({e}): log records are lost \
+             until a syslog daemon listens there (or use -f, or log.destination = \"stderr\")",
+            syslog_path().display()
+        );
+    }
+}
+
 fn stderr_logger() -> Box<dyn log::Log> {
-    Box::new(Logger::Stderr {
-        journal: std::env::var_os("JOURNAL_STREAM").is_some(),
-    })
+    Box::new(stderr_logger_value())
+}
+
+/// True when stderr is the journal's stream: `JOURNAL_STREAM` is
+/// `DEVICE:INODE` of it, compared with stderr itself (as systemd.exec(5)
+/// advises), so that a child process whose stderr was redirected elsewhere
+/// does not write `<N>` prefixes into a file.
+fn stderr_is_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    match nix::sys::stat::fstat(std::io::stderr()) {
+        Ok(st) => dev.parse() == Ok(st.st_dev) && ino.parse() == Ok(st.st_ino),
+        Err(_) => false,
+    }
 }
 
 /// The facility's code: kern 0 … ftp 11 in [`FACILITIES`] order, then
@@ -183,17 +229,35 @@ fn facility_code(name: &str) -> u8 {
     }
 }
 
-fn syslog_logger(cfg: &Config) -> std::io::Result<Logger> {
-    let path = std::env::var_os("HOSTINFOD_SYSLOG_SOCKET")
-        .map_or_else(|| PathBuf::from("/dev/log"), PathBuf::from);
-    let sock = UnixDatagram::unbound()?;
-    sock.connect(&path)?;
+fn syslog_path() -> PathBuf {
+    std::env::var_os("HOSTINFOD_SYSLOG_SOCKET")
+        .map_or_else(|| PathBuf::from("/dev/log"), PathBuf::from)
+}
+
+/// The syslog logger, and whether its socket could be connected now (it
+/// connects again at each record until it can).
+fn syslog_logger(cfg: &Config) -> (Logger, std::io::Result<()>) {
+    let path = syslog_path();
     // Close-on-exec is std's default: a reload's new image opens its own.
-    Ok(Logger::Syslog {
-        sock,
-        path,
-        facility: facility_code(cfg.log.facility.as_str()),
-    })
+    let sock = match UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => return (stderr_logger_value(), Err(e)),
+    };
+    let connected = sock.connect(&path);
+    (
+        Logger::Syslog {
+            sock,
+            path,
+            facility: facility_code(cfg.log.facility.as_str()),
+        },
+        connected,
+    )
+}
+
+fn stderr_logger_value() -> Logger {
+    Logger::Stderr {
+        journal: stderr_is_journal(),
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,41 @@
 //! Publication: what the daemon tells the world about itself — the locked
-//! pidfile, the status file `-s status` and `-s reload` read, and systemd's
-//! notifications and watchdog. One owner, so every change of state is
-//! published the same way.
+//! pidfile, the status file `-s status` and `-s reload` read, the metrics
+//! file, and systemd's notifications and watchdog. One owner, so every
+//! change of state is published the same way.
+//!
+//! The counters change on the session path (a fork, a refusal, a reaped
+//! child) but are published only from the poll loop's deadlines: the status
+//! file at most once per [`STATUS_INTERVAL`] while they change, the metrics
+//! file at most once per [`crate::metrics::INTERVAL`], each also when an
+//! image starts serving, and the metrics file at stop.
 
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+/// Before anything is taken at start: as root with `daemon.user`, the
+/// directories of the status and metrics files must be writable by that
+/// user, who rewrites them once privileges are dropped.
+pub fn check_writable(
+    cfg: &crate::config::Config,
+    env: &crate::config::Env,
+) -> crate::error::Result<()> {
+    cfg.check_user_can_write(env).map_err(|(key, reason)| {
+        let (what, path) = if key == "daemon.metrics_file" {
+            ("the metrics file", cfg.daemon.metrics_file.clone())
+        } else {
+            ("the status file", cfg.status_file(env))
+        };
+        crate::error::Error::Publish { what, path, reason }
+    })
+}
+
+/// Shortest time between two rewrites of the status file for changed
+/// counters or sessions.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+use crate::counters;
+use crate::metrics::{Figures, Metrics};
 use crate::notify::Notifier;
 use crate::pidfile::Pidfile;
 use crate::status::{ReloadResult, Status};
@@ -19,6 +48,11 @@ pub struct Publication {
     status: Status,
     notifier: Notifier,
     next_watchdog: Option<Instant>,
+    /// [`counters::changes`] when the status file was last written, and when.
+    status_seen: (u64, Instant),
+    metrics: Metrics,
+    /// [`counters::changes`] when the metrics were last looked at.
+    metrics_seen: u64,
 }
 
 impl Publication {
@@ -31,7 +65,29 @@ impl Publication {
             status_path,
             status,
             notifier,
+            status_seen: (counters::changes(), Instant::now()),
+            metrics: Metrics::new(None),
+            metrics_seen: counters::changes(),
         }
+    }
+
+    /// Publishes metrics to `path` too (`daemon.metrics_file`; "" for none).
+    pub fn set_metrics_file(&mut self, path: &Path) {
+        self.metrics = Metrics::new(Some(path.to_path_buf()).filter(|p| !p.as_os_str().is_empty()));
+    }
+
+    /// Writes the status file now (at a fresh start, after the privilege
+    /// drop): a status file this daemon cannot write is an error at start,
+    /// not a reload that later looks failed.
+    pub fn probe(&mut self) -> crate::error::Result<()> {
+        self.status.counters = counters::snapshot();
+        self.status
+            .write(&self.status_path)
+            .map_err(|e| crate::error::Error::Publish {
+                what: "the status file",
+                path: self.status_path.clone(),
+                reason: e.to_string(),
+            })
     }
 
     /// The state as published.
@@ -49,10 +105,20 @@ impl Publication {
         &self.status_path
     }
 
+    /// A start that failed after the pidfile was taken: the pidfile goes
+    /// (the status file, never written, is left alone: it may not be ours).
+    pub fn abandon(&mut self) {
+        if let Some(p) = self.pidfile.take() {
+            p.remove();
+        }
+    }
+
     /// Serving on `listeners` (as `-s status` lists them): the status
-    /// file, then `READY=1`.
+    /// file and metrics, then `READY=1`.
     pub fn serving(&mut self, listeners: Vec<String>, sessions: usize) {
+        self.status.sessions = sessions;
         self.write(listeners);
+        self.write_metrics(Instant::now(), sessions);
         self.notifier.ready(&self.headline(sessions));
     }
 
@@ -71,6 +137,7 @@ impl Publication {
     /// The reload was refused: the old image serves on.
     pub fn rejected(&mut self, reason: &str, listeners: Vec<String>, sessions: usize) {
         self.status.result = ReloadResult::Rejected(reason.to_string());
+        self.status.sessions = sessions;
         self.write(listeners);
         self.notifier.send(&format!(
             "READY=1\nSTATUS=reload rejected: {}; {}",
@@ -91,6 +158,12 @@ impl Publication {
         Ok(())
     }
 
+    /// Stopped: the metrics file's last figures (it stays, as node_exporter's
+    /// textfile collector expects).
+    pub fn stopped(&mut self) {
+        self.write_metrics(Instant::now(), 0);
+    }
+
     /// Stopping: `STOPPING=1`, and the pidfile and status file go.
     pub fn stopping(&mut self) {
         self.notifier.stopping();
@@ -100,19 +173,57 @@ impl Publication {
         }
     }
 
-    /// When the watchdog is next owed.
+    /// When the next publication is owed: the watchdog, or a rewrite of the
+    /// status or metrics file for changed counters.
     pub fn deadline(&self) -> Option<Instant> {
-        self.next_watchdog
+        let now = counters::changes();
+        let status = (now != self.status_seen.0).then(|| self.status_seen.1 + STATUS_INTERVAL);
+        let metrics = (now != self.metrics_seen)
+            .then(|| self.metrics.next_allowed())
+            .flatten();
+        [self.next_watchdog, status, metrics]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Pets the watchdog when it is due.
-    pub fn tick(&mut self, now: Instant) {
+    /// Pets the watchdog, and rewrites the status and metrics files for
+    /// changed counters, each when it is due; `sessions` are the live ones.
+    pub fn tick(&mut self, now: Instant, sessions: usize) {
         if let (Some(next), Some(every)) = (self.next_watchdog, self.notifier.watchdog_interval())
             && now >= next
         {
             self.notifier.watchdog();
             self.next_watchdog = Some(now + every);
         }
+        let changes = counters::changes();
+        if changes != self.status_seen.0 && now >= self.status_seen.1 + STATUS_INTERVAL {
+            self.status.sessions = sessions;
+            self.status.counters = counters::snapshot();
+            if let Err(e) = self.status.write(&self.status_path) {
+                log::warn!(
+                    "cannot write status file {}: {e}",
+                    self.status_path.display()
+                );
+            }
+            self.status_seen = (changes, now);
+            self.notifier
+                .send(&format!("STATUS={}", self.headline(sessions)));
+        }
+        if changes != self.metrics_seen && self.metrics.next_allowed().is_some_and(|t| now >= t) {
+            self.write_metrics(now, sessions);
+        }
+    }
+
+    fn write_metrics(&mut self, now: Instant, sessions: usize) {
+        self.metrics_seen = counters::changes();
+        let f = Figures {
+            counters: counters::snapshot(),
+            live: sessions,
+            generation: self.status.generation,
+            started: self.status.started,
+        };
+        self.metrics.write(now, &f);
     }
 
     /// The fds a session's child must not keep: the pidfile's (whose lock
@@ -125,17 +236,26 @@ impl Publication {
             .chain(self.notifier.raw())
     }
 
+    /// systemd's `STATUS=`: what serves, and the headline counters.
     fn headline(&self, sessions: usize) -> String {
+        use counters::Counter as C;
+        let c = counters::snapshot();
         format!(
-            "serving {} listener(s), generation {}, {} session(s)",
+            "serving {} listener(s), generation {}, {} session(s); {} served, {} refused, {} \
+             ended in error",
             self.status.listeners.len(),
             self.status.generation,
-            sessions
+            sessions,
+            c.get(C::Sessions),
+            c.get(C::RefusedBusy) + c.get(C::RefusedRate) + c.get(C::RefusedAccess),
+            c.get(C::EndedError)
         )
     }
 
     fn write(&mut self, listeners: Vec<String>) {
         self.status.listeners = listeners;
+        self.status.counters = counters::snapshot();
+        self.status_seen = (counters::changes(), Instant::now());
         if let Err(e) = self.status.write(&self.status_path) {
             log::warn!(
                 "cannot write status file {}: {e}",

@@ -465,7 +465,10 @@ fn foreground_logs_to_stderr_and_level_filters() {
     let child = single_child(d.pid());
     c.send(b"quit\n");
     c.read_to_end();
-    let exit = format!("hostinfod[{}]: EXIT: pid={child} status=0", d.pid());
+    let exit = format!(
+        "hostinfod[{}]: EXIT: pid={child} how=quit status=0",
+        d.pid()
+    );
     assert!(
         d.wait_log(&exit, Duration::from_secs(5)),
         "{exit:?} in {:?}",

@@ -459,7 +459,15 @@ fn fork_failure_sends_the_busy_line_backs_off_and_recovers() {
     // runs and moves the limit by one.
     require_root("RLIMIT_NPROC binds only a daemon that dropped root to another user");
     let user = TestUser::new("np");
-    let s = Setup::new("");
+    let mut s = Setup::new("");
+    // The status file is rewritten as that user: in a run directory the
+    // daemon creates and hands to it, under a parent it may traverse.
+    std::fs::set_permissions(
+        s.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .expect("chmod");
+    s.pid_file = s.path("run/h.pid");
     s.write_raw(
         &s.base()
             .replace("[daemon]\n", &format!("[daemon]\nuser = {:?}\n", user.name)),
@@ -508,6 +516,17 @@ fn fork_failure_sends_the_busy_line_backs_off_and_recovers() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(live_children(&d), 1);
     assert_eq!(held.cmd("date").trim_end().len(), 24);
+    // 21 failed forks, each counted (the status file is rewritten within
+    // a second).
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            s.run(&["-s", "status", "--json"])
+                .1
+                .contains("\"fork_failures\":21,")
+        }),
+        "{:?}",
+        s.run(&["-s", "status", "--json"])
+    );
 
     // The session ends, a process is free again: served.
     held.send(b"quit\n");
@@ -564,7 +583,10 @@ fn a_sigkilled_child_is_reaped_and_its_slot_freed() {
     );
     assert!(zombies_of(d.pid()).is_empty());
     assert!(
-        d.wait_log(&format!("EXIT: pid={child} signal=SIGKILL"), IO_TIMEOUT),
+        d.wait_log(
+            &format!("EXIT: pid={child} how=error signal=SIGKILL"),
+            IO_TIMEOUT
+        ),
         "{}",
         d.log_text()
     );
@@ -654,7 +676,9 @@ fn a_flood_from_one_source_leaves_fd_count_and_memory_flat() {
     for i in 0..100 {
         refused(d.port, i % 2 == 0);
     }
-    std::thread::sleep(Duration::from_millis(200));
+    // Long enough for the status file's once-a-second rewrite of the
+    // counters to have run once too.
+    std::thread::sleep(Duration::from_millis(1200));
     let fd0 = fd_count(pid);
     let rss0 = rss_kb(pid);
 

@@ -146,7 +146,7 @@ fn session_from_before_a_reload_keeps_working_and_is_reaped_after() {
         proc_state(kid)
     );
     assert!(zombies_of(pid).is_empty());
-    let exit = format!("EXIT: pid={kid} status=0");
+    let exit = format!("EXIT: pid={kid} how=quit status=0");
     assert!(
         d.wait_log(&exit, Duration::from_secs(5)),
         "{}",

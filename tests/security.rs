@@ -927,11 +927,21 @@ fn sticky_shared_directory_race_never_touches_a_foreign_file() {
                 break;
             }
         }
-        let err = std::fs::read_to_string(&log).unwrap_or_default();
+        // The error, without the log records before it ("running as
+        // user ...": the status file is first written after the drop).
+        let err: String = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with("hostinfod["))
+            .map(|l| format!("{l}\n"))
+            .collect();
         match st {
             Some(s) => {
                 // Refused: the one line names what was in the way.
-                let named = [&sock, &pid]
+                // (The status file too: one that cannot be replaced fails
+                // the start.)
+                let status = pid.with_extension("status");
+                let named = [&sock, &pid, &status]
                     .into_iter()
                     .find(|q| err.contains(&*q.to_string_lossy()));
                 let path = named.unwrap_or_else(|| panic!("refusal names a path: {err:?}"));

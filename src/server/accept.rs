@@ -76,6 +76,7 @@ impl Server {
             match self.admission.decide(&peer, &mut self.reaper, log_exit) {
                 Verdict::Admit(source) => self.spawn(client, idx, tcp, peer, source),
                 Verdict::Refuse(why) => {
+                    crate::counters::count_refusal(&why);
                     self.admission.refused(&why, &peer);
                     why.tell(&client, tcp);
                 }
@@ -91,11 +92,13 @@ impl Server {
             Ok(ForkResult::Child) => self.child(client, idx, tcp, peer),
             Ok(ForkResult::Parent { child }) => {
                 let started_us = monotonic_us();
+                crate::counters::count(crate::counters::Counter::Sessions);
                 self.reaper
                     .insert(child.as_raw(), Child { source, started_us });
                 drop(client);
             }
             Err(e) => {
+                crate::counters::count(crate::counters::Counter::ForkFailures);
                 log::error!("fork for {}: {e}; backing off", peer.source);
                 Refusal::NoFork.tell(&client, tcp);
                 self.admission.back_off();

@@ -33,11 +33,13 @@ use nix::libc;
 
 use crate::admission::Admission;
 use crate::config::{Config, Env};
+use crate::counters;
 use crate::error::Result;
 use crate::fifo::Fifos;
 use crate::listen::Listener;
 use crate::publish::Publication;
-use crate::reaper::{Reaped, Reaper, monotonic_us};
+use crate::reaper::{Ended, Reaped, Reaper, monotonic_us};
+use crate::session::End;
 use crate::signals::Signals;
 use crate::template::Template;
 
@@ -122,7 +124,7 @@ impl Server {
                 self.admission.back_off();
             }
             let now = Instant::now();
-            self.publication.tick(now);
+            self.publication.tick(now, self.reaper.len());
             self.admission.tick(now);
             if self.fifos.next_due().is_some_and(|t| now >= t) {
                 let fds = self.parent_fds();
@@ -201,22 +203,28 @@ impl Server {
     }
 }
 
-/// The EXIT record of a reaped child.
+/// The EXIT record of a reaped child, and the count of its end: how the
+/// session ended is its exit status (see [`crate::session::End`]); a child
+/// killed by a signal ended in error.
 #[unsafe(link_section = ".text.hot.hostinfod")]
 fn log_exit(r: Reaped) {
-    if !log::log_enabled!(log::Level::Info) {
+    let Some(c) = r.child else {
+        log::info!("EXIT: pid={} {} (not a session)", r.pid, r.how);
         return;
-    }
-    match r.child {
-        Some(c) => {
-            let ms = monotonic_us().saturating_sub(c.started_us) as f64 / 1000.0;
-            log::info!(
-                "EXIT: pid={} {} duration={ms:.1}ms from {}",
-                r.pid,
-                r.how,
-                c.source
-            );
-        }
-        None => log::info!("EXIT: pid={} {} (not a session)", r.pid, r.how),
+    };
+    let end = match r.how {
+        Ended::Exited(code) => End::from_exit_code(code),
+        Ended::Signaled(_) => End::Error,
+    };
+    counters::count(counters::Counter::of_end(end));
+    if log::log_enabled!(log::Level::Info) {
+        let ms = monotonic_us().saturating_sub(c.started_us) as f64 / 1000.0;
+        log::info!(
+            "EXIT: pid={} how={} {} duration={ms:.1}ms from {}",
+            r.pid,
+            end.how(),
+            r.how,
+            c.source
+        );
     }
 }

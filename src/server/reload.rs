@@ -37,6 +37,7 @@ impl Server {
             Ok(plan) => self.exec(plan),
             Err(reason) => reason,
         };
+        crate::counters::count(crate::counters::Counter::ReloadsRejected);
         log::error!(
             "reload rejected, still serving generation {}: {reason}",
             self.publication.status().generation
@@ -128,6 +129,12 @@ impl Server {
             pidfile,
             children: self.reaper.iter().collect(),
             leftovers,
+            counters: {
+                // Counted by the next image, which is the reload that worked.
+                let mut c = crate::counters::snapshot();
+                c.bump(crate::counters::Counter::Reloads);
+                c
+            },
         };
         Ok(Plan {
             handover,

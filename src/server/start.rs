@@ -63,6 +63,7 @@ pub fn run(opts: Options) -> Result<()> {
                 crate::daemon::set_umask(cfg.umask());
                 Readiness::none()
             } else {
+                crate::log::warn_unreachable(&cfg);
                 crate::daemon::daemonize(cfg.umask(), &crate::reload::listen_fds())?
             };
             crate::log::init(&cfg, opts.foreground);
@@ -121,6 +122,13 @@ impl Server {
         } else {
             listen::bind_configured(&cfg, &[])?
         };
+        if let Err(e) = crate::publish::check_writable(&cfg, &env) {
+            listen::remove_socket_files(&listeners);
+            if let Some(p) = pidfile {
+                p.remove();
+            }
+            return Err(e);
+        }
         if let Some(t) = &target {
             privileges::drop_to(t)?;
             log::info!("running as user {} (uid {}, gid {})", t.name, t.uid, t.gid);
@@ -136,9 +144,16 @@ impl Server {
             result: ReloadResult::None,
             last_reload_ms: None,
             listeners: Vec::new(),
+            sessions: 0,
+            counters: Default::default(),
         };
         let status_path = cfg.status_file(&env);
-        let publication = Publication::new(pidfile, status_path, status);
+        let mut publication = Publication::new(pidfile, status_path, status);
+        if let Err(e) = publication.probe() {
+            listen::remove_socket_files(&listeners);
+            publication.abandon();
+            return Err(e);
+        }
         let reaper = Reaper::new(cfg.limits.max_children as usize)
             .map_err(|e| Error::sys("exit pipe", e))?;
         log::info!(
@@ -181,6 +196,7 @@ impl Server {
         let mut reaper = Reaper::new(cfg.limits.max_children as usize)
             .map_err(|e| Error::sys("exit pipe", e))?;
         reaper.adopt(h.children.iter().copied());
+        crate::counters::restore(&h.counters);
         // SIGCHLDs that arrived while the exec ran were collapsed into at
         // most one pending signal, and the old exit pipe is gone: one full
         // pass now rather than waiting for the next signal.
@@ -195,6 +211,8 @@ impl Server {
             result: ReloadResult::Ok,
             last_reload_ms: Some(reload_ms),
             listeners: Vec::new(),
+            sessions: 0,
+            counters: Default::default(),
         };
         let status_path = cfg.status_file(&env);
         let publication = Publication::new(pidfile, status_path, status);
@@ -278,6 +296,9 @@ fn finish(parts: Parts) -> Server {
         publication,
         fifos,
     };
+    server
+        .publication
+        .set_metrics_file(&server.cfg.daemon.metrics_file);
     let fds = server.parent_fds();
     server.fifos.start_due(&fds);
     let endpoints = server.endpoints();

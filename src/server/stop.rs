@@ -56,6 +56,7 @@ impl Server {
             unsafe { libc::poll(pfd.as_mut_ptr(), 1, left.as_millis().clamp(1, 1000) as i32) };
             let _ = self.signals.drain();
         }
+        self.publication.stopped();
         log::info!("stopped");
         Ok(())
     }
