@@ -21,6 +21,7 @@
 # both; then rebuild (`cargo build --release`) so that the new list is used,
 # and commit it. Needs binutils (readelf, nm, c++filt).
 set -euo pipefail
+export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LIST=$ROOT/bench/hot-symbols.txt
@@ -66,27 +67,36 @@ listed() {
 }
 
 if [[ $mode == update ]]; then
-	listed >"$TMP/listed"
-	sort -u "$TMP/listed" | comm -23 - "$TMP/names" >"$TMP/stale"
-	sort -u "$TMP/listed" | comm -12 - "$TMP/names" >"$TMP/kept"
+	# In the list's own order: a name still in the binary stays, a stale one
+	# is replaced by the binary's symbols of the same demangled name.
 	paste "$TMP/names" <(unhash <"$TMP/names") >"$TMP/all"
 	: >"$TMP/new"
 	: >"$TMP/gone"
-	while IFS= read -r old; do
-		plain=$(unhash <<<"$old")
-		if awk -F'\t' -v p="$plain" '$2 == p {print $1; f = 1} END {exit !f}' "$TMP/all" >>"$TMP/new"; then :; else
-			printf '%s\t%s\n' "$old" "$plain" >>"$TMP/gone"
+	kept=0 found=0
+	while IFS= read -r name; do
+		if grep -qxF -- "$name" "$TMP/names"; then
+			echo "$name" >>"$TMP/new"
+			kept=$((kept + 1))
+			continue
 		fi
-	done <"$TMP/stale"
+		plain=$(unhash <<<"$name")
+		if awk -F'\t' -v p="$plain" '$2 == p {print $1; f = 1} END {exit !f}' "$TMP/all" >>"$TMP/new"; then
+			found=$((found + 1))
+		else
+			printf '%s\t%s\n' "$name" "$plain" >>"$TMP/gone"
+		fi
+	done < <(grep -v '^#' "$LIST" | grep -v '^[[:space:]]*$')
 	{
 		grep '^#' "$LIST"
-		sort -u "$TMP/kept" "$TMP/new"
+		awk '!seen[$0]++' "$TMP/new"
 	} >"$TMP/list"
 	mv -f "$TMP/list" "$LIST"
-	printf '%s: %s names kept; %s stale names found again under %s new names; %s dropped\n' "${LIST#"$ROOT"/}" \
-		"$(wc -l <"$TMP/kept")" "$(($(wc -l <"$TMP/stale") - $(wc -l <"$TMP/gone")))" \
-		"$(sort -u "$TMP/new" | comm -23 - "$TMP/kept" | wc -l)" "$(wc -l <"$TMP/gone")"
-	[[ -s $TMP/gone ]] && { echo "dropped (no symbol of that name in $BIN):"; cut -f2 "$TMP/gone" | sed 's/^/  /'; }
+	printf '%s: %s names kept; %s stale names found again (now %s names in all); %s dropped\n' \
+		"${LIST#"$ROOT"/}" "$kept" "$found" "$(grep -vc '^#' "$LIST")" "$(wc -l <"$TMP/gone")"
+	if [[ -s $TMP/gone ]]; then
+		echo "dropped (no symbol of that name in $BIN):"
+		cut -f2 "$TMP/gone" | sed 's/^/  /'
+	fi
 	echo "now rebuild (cargo build --release) so that LLD uses the new list, and commit it"
 	exit 0
 fi
