@@ -110,31 +110,43 @@ if [[ -z $hot ]]; then
 	fail=1
 fi
 
-# The functions that carry the attribute: module path and name, from src/.
-(cd "$ROOT" && grep -rn --include='*.rs' -A6 'link_section = ".text.hot.hostinfod"' src) |
-	awk '
-	/link_section = ".text.hot.hostinfod"/ { want = 1; next }
-	want && match($0, /fn [A-Za-z_][A-Za-z0-9_]*/) {
-		file = $0; sub(/-[0-9]+-.*/, "", file)
-		name = substr($0, RSTART + 3, RLENGTH - 3)
-		mod = file; sub(/^src\//, "", mod); sub(/\.rs$/, "", mod); sub(/\/mod$/, "", mod)
+# The functions that carry the attribute, from src/: the module path (with
+# the type, for a method of an impl block) and the function's name.
+(cd "$ROOT" && find src -name '*.rs' -print0 | sort -z | xargs -0 awk '
+	FNR == 1 {
+		mod = FILENAME; sub(/^src\//, "", mod); sub(/\.rs$/, "", mod); sub(/\/mod$/, "", mod)
 		sub(/^(lib|main)$/, "", mod); gsub(/\//, "::", mod)
-		print "hostinfod" (mod == "" ? "" : "::" mod) "\t" name
+		mod = "hostinfod" (mod == "" ? "" : "::" mod)
+		type = ""; want = 0
+	}
+	/^(pub(\([a-z]+\))? )?(unsafe )?impl[ <]/ {
+		t = $0; sub(/^[^i]*impl/, "", t); sub(/^<[^>]*>/, "", t); sub(/ *\{.*$/, "", t)
+		if (t ~ / for /) sub(/^.* for /, "", t)
+		gsub(/^ +/, "", t); sub(/[<( ].*$/, "", t); sub(/^.*::/, "", t)
+		type = t
+	}
+	/^}/ { type = "" }
+	/link_section = ".text.hot.hostinfod"/ { want = 1; inner = ($0 ~ /^[ \t]/); next }
+	want && match($0, /fn [A-Za-z_][A-Za-z0-9_]*/) {
+		name = substr($0, RSTART + 3, RLENGTH - 3)
+		print ((inner && type != "") ? mod "::" type : mod) "\t" name
 		want = 0
-	}' | sort -u >"$TMP/attributed"
+	}') | sort -u >"$TMP/attributed"
 [[ -s $TMP/attributed ]] || { echo "FAIL: no function in src/ carries the .text.hot.hostinfod attribute"; fail=1; }
 
-# A symbol belongs to an attributed function when its demangled name is in
-# that module (as a path or a type's impl) and ends with the function's name.
+# A symbol belongs to an attributed function when its demangled name starts
+# with that function's module path (or type: inherent or trait impl) and ends
+# with its name.
 awk -F'\t' '
-	NR == FNR { mods[NR] = $1; names[NR] = $2; n = NR; next }
+	NR == FNR { keys[NR] = $1; names[NR] = $2; n = NR; next }
 	{
 		plain = $2; sub(/::<.*>$/, "", plain)
 		for (i = 1; i <= n; i++) {
-			m = mods[i]
-			if ((index(plain, m "::") == 1 || index(plain, "<" m "::") == 1) &&
+			k = keys[i]
+			if ((index(plain, k "::") == 1 || index(plain, "<" k ">") == 1 ||
+			     index(plain, "<" k " as ") == 1 || index(plain, "<" k "<") == 1) &&
 			    substr(plain, length(plain) - length(names[i]) - 1) == "::" names[i])
-				print m "::" names[i] "\t" $3 "\t" $2
+				print k "::" names[i] "\t" $3 "\t" $2
 		}
 	}' "$TMP/attributed" "$TMP/symbols" | sort -u >"$TMP/matched"
 outside=$(awk -F'\t' '$2 != ".text.hot"' "$TMP/matched")
