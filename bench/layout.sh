@@ -21,6 +21,7 @@
 # both; then rebuild (`cargo build --release`) so that the new list is used,
 # and commit it. Needs binutils (readelf, nm, c++filt).
 set -euo pipefail
+export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LIST=$ROOT/bench/hot-symbols.txt
@@ -38,6 +39,12 @@ fi
 for tool in readelf nm c++filt; do
 	command -v "$tool" >/dev/null || die "$tool not found (install binutils)"
 done
+
+# build.rs lays the code out on x86_64-unknown-linux-gnu only.
+if ! readelf -hW "$BIN" | grep -q 'Machine:.*X86-64'; then
+	echo "layout: $BIN is not an x86-64 binary; build.rs lays out x86_64-unknown-linux-gnu builds only, so there is nothing to check"
+	exit 0
+fi
 
 TMP=$(mktemp -d /tmp/hostinfod-layout.XXXXXX)
 trap 'rm -rf -- "$TMP"' EXIT
@@ -66,27 +73,36 @@ listed() {
 }
 
 if [[ $mode == update ]]; then
-	listed >"$TMP/listed"
-	sort -u "$TMP/listed" | comm -23 - "$TMP/names" >"$TMP/stale"
-	sort -u "$TMP/listed" | comm -12 - "$TMP/names" >"$TMP/kept"
+	# In the list's own order: a name still in the binary stays, a stale one
+	# is replaced by the binary's symbols of the same demangled name.
 	paste "$TMP/names" <(unhash <"$TMP/names") >"$TMP/all"
 	: >"$TMP/new"
 	: >"$TMP/gone"
-	while IFS= read -r old; do
-		plain=$(unhash <<<"$old")
-		if awk -F'\t' -v p="$plain" '$2 == p {print $1; f = 1} END {exit !f}' "$TMP/all" >>"$TMP/new"; then :; else
-			printf '%s\t%s\n' "$old" "$plain" >>"$TMP/gone"
+	kept=0 found=0
+	while IFS= read -r name; do
+		if grep -qxF -- "$name" "$TMP/names"; then
+			echo "$name" >>"$TMP/new"
+			kept=$((kept + 1))
+			continue
 		fi
-	done <"$TMP/stale"
+		plain=$(unhash <<<"$name")
+		if awk -F'\t' -v p="$plain" '$2 == p {print $1; f = 1} END {exit !f}' "$TMP/all" >>"$TMP/new"; then
+			found=$((found + 1))
+		else
+			printf '%s\t%s\n' "$name" "$plain" >>"$TMP/gone"
+		fi
+	done < <(grep -v '^#' "$LIST" | grep -v '^[[:space:]]*$')
 	{
 		grep '^#' "$LIST"
-		sort -u "$TMP/kept" "$TMP/new"
+		awk '!seen[$0]++' "$TMP/new"
 	} >"$TMP/list"
 	mv -f "$TMP/list" "$LIST"
-	printf '%s: %s names kept; %s stale names found again under %s new names; %s dropped\n' "${LIST#"$ROOT"/}" \
-		"$(wc -l <"$TMP/kept")" "$(($(wc -l <"$TMP/stale") - $(wc -l <"$TMP/gone")))" \
-		"$(sort -u "$TMP/new" | comm -23 - "$TMP/kept" | wc -l)" "$(wc -l <"$TMP/gone")"
-	[[ -s $TMP/gone ]] && { echo "dropped (no symbol of that name in $BIN):"; cut -f2 "$TMP/gone" | sed 's/^/  /'; }
+	printf '%s: %s names kept; %s stale names found again (now %s names in all); %s dropped\n' \
+		"${LIST#"$ROOT"/}" "$kept" "$found" "$(grep -vc '^#' "$LIST")" "$(wc -l <"$TMP/gone")"
+	if [[ -s $TMP/gone ]]; then
+		echo "dropped (no symbol of that name in $BIN):"
+		cut -f2 "$TMP/gone" | sed 's/^/  /'
+	fi
 	echo "now rebuild (cargo build --release) so that LLD uses the new list, and commit it"
 	exit 0
 fi
@@ -100,31 +116,43 @@ if [[ -z $hot ]]; then
 	fail=1
 fi
 
-# The functions that carry the attribute: module path and name, from src/.
-(cd "$ROOT" && grep -rn --include='*.rs' -A6 'link_section = ".text.hot.hostinfod"' src) |
-	awk '
-	/link_section = ".text.hot.hostinfod"/ { want = 1; next }
-	want && match($0, /fn [A-Za-z_][A-Za-z0-9_]*/) {
-		file = $0; sub(/-[0-9]+-.*/, "", file)
-		name = substr($0, RSTART + 3, RLENGTH - 3)
-		mod = file; sub(/^src\//, "", mod); sub(/\.rs$/, "", mod); sub(/\/mod$/, "", mod)
+# The functions that carry the attribute, from src/: the module path (with
+# the type, for a method of an impl block) and the function's name.
+(cd "$ROOT" && find src -name '*.rs' -print0 | sort -z | xargs -0 awk '
+	FNR == 1 {
+		mod = FILENAME; sub(/^src\//, "", mod); sub(/\.rs$/, "", mod); sub(/\/mod$/, "", mod)
 		sub(/^(lib|main)$/, "", mod); gsub(/\//, "::", mod)
-		print "hostinfod" (mod == "" ? "" : "::" mod) "\t" name
+		mod = "hostinfod" (mod == "" ? "" : "::" mod)
+		type = ""; want = 0
+	}
+	/^(pub(\([a-z]+\))? )?(unsafe )?impl[ <]/ {
+		t = $0; sub(/^[^i]*impl/, "", t); sub(/^<[^>]*>/, "", t); sub(/ *\{.*$/, "", t)
+		if (t ~ / for /) sub(/^.* for /, "", t)
+		gsub(/^ +/, "", t); sub(/[<( ].*$/, "", t); sub(/^.*::/, "", t)
+		type = t
+	}
+	/^}/ { type = "" }
+	/link_section = ".text.hot.hostinfod"/ { want = 1; inner = ($0 ~ /^[ \t]/); next }
+	want && match($0, /fn [A-Za-z_][A-Za-z0-9_]*/) {
+		name = substr($0, RSTART + 3, RLENGTH - 3)
+		print ((inner && type != "") ? mod "::" type : mod) "\t" name
 		want = 0
-	}' | sort -u >"$TMP/attributed"
+	}') | sort -u >"$TMP/attributed"
 [[ -s $TMP/attributed ]] || { echo "FAIL: no function in src/ carries the .text.hot.hostinfod attribute"; fail=1; }
 
-# A symbol belongs to an attributed function when its demangled name is in
-# that module (as a path or a type's impl) and ends with the function's name.
+# A symbol belongs to an attributed function when its demangled name starts
+# with that function's module path (or type: inherent or trait impl) and ends
+# with its name.
 awk -F'\t' '
-	NR == FNR { mods[NR] = $1; names[NR] = $2; n = NR; next }
+	NR == FNR { keys[NR] = $1; names[NR] = $2; n = NR; next }
 	{
 		plain = $2; sub(/::<.*>$/, "", plain)
 		for (i = 1; i <= n; i++) {
-			m = mods[i]
-			if ((index(plain, m "::") == 1 || index(plain, "<" m "::") == 1) &&
+			k = keys[i]
+			if ((index(plain, k "::") == 1 || index(plain, "<" k ">") == 1 ||
+			     index(plain, "<" k " as ") == 1 || index(plain, "<" k "<") == 1) &&
 			    substr(plain, length(plain) - length(names[i]) - 1) == "::" names[i])
-				print m "::" names[i] "\t" $3 "\t" $2
+				print k "::" names[i] "\t" $3 "\t" $2
 		}
 	}' "$TMP/attributed" "$TMP/symbols" | sort -u >"$TMP/matched"
 outside=$(awk -F'\t' '$2 != ".text.hot"' "$TMP/matched")
