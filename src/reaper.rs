@@ -225,9 +225,22 @@ impl Reaper {
 
     /// The full pass: waitpid(-1, WNOHANG) until nothing is left. Returns
     /// how many were reaped.
+    ///
+    /// Each waitpid(-1) walks the list of children up to the first zombie,
+    /// past every older session: with ten thousand idle sessions, a walk
+    /// costs about a millisecond. So the announced children are reaped by
+    /// PID first, and the walks are left with the children that ended
+    /// without a word, normally none: one walk per pass. (Taken the other
+    /// way round, every session that had ended since the last SIGCHLD was
+    /// read cost a walk, and the rate with 10,000 idle sessions fell to a
+    /// tenth.)
     pub fn reap_all(&mut self, mut ended: impl FnMut(Reaped)) -> usize {
         self.scan_due = None;
         let mut n = 0;
+        self.reap_announced(&mut |r| {
+            n += 1;
+            ended(r);
+        });
         loop {
             let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => break,
