@@ -304,13 +304,27 @@ settle() {
 }
 median() { sort -n | awk '{v[NR]=$1} END{ if (NR == 0) { printf "n/a"; exit } if (NR % 2) printf "%s", v[(NR+1)/2]; else printf "%.1f", (v[NR/2]+v[NR/2+1])/2 }'; }
 ratio() { [[ -n ${1:-} && -n ${2:-} && $1 != n/a && $2 != n/a ]] && awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else printf "n/a" }' || printf 'n/a'; }
-declare -A RATES BAD
-# run_cell KEY NAME IDLE COMMAND: one run; the rate is appended to RATES[KEY]
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+# parent_ticks PID: utime + stime of PID itself (its children not included)
+parent_ticks() {
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || { printf 0; return; }
+	st=${st##*) }
+	set -- $st
+	printf '%s' "$((${12} + ${13}))"
+}
+declare -A RATES BAD PCPU
+# run_cell KEY NAME IDLE COMMAND: one run; the rate is appended to RATES[KEY],
+# the parent's CPU time per session (µs, idle sessions' set-up included) to PCPU[KEY]
 run_cell() {
-	local key=$1 name=$2 k=$3 cmd=$4 line rate bad
+	local key=$1 name=$2 k=$3 cmd=$4 line rate bad t0 t1 n
 	settle "${PID_OF[$name]}" 0
+	t0=$(parent_ticks "${PID_OF[$name]}")
 	line=$("$BENCH" run --tcp "127.0.0.1:${PORT_OF[$name]}" -c 8 -d "$SECS" --warmup "$WARMUP" \
 		--idle "$k" --command "$cmd" --timeout 5000 --kv 2>"$TMP/cell.err")
+	t1=$(parent_ticks "${PID_OF[$name]}")
+	n=$(kv "$line" all_sessions)
+	PCPU[$key]+="$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="${n:-0}" -v k="$k" 'BEGIN{ if (n + k > 0) printf "%.0f", t * 1e6 / hz / (n + k); else print 0 }') "
 	rate=$(kv "$line" rate)
 	bad=$(($(kv "$line" refused) + $(kv "$line" busy) + $(kv "$line" failed) + $(kv "$line" bad)))
 	if ((k > 0)) && [[ $(kv "$line" idle_alive) != "$k" ]]; then
@@ -349,6 +363,20 @@ if want scale && [[ -n $IDLES ]]; then
 		for k in $IDLES; do row+=" $(med_of "scale,$s,$k") |"; bad=$((bad + ${BAD[scale,$s,$k]:-0})); done
 		for k in $IDLES; do [[ $k == "$first" ]] || row+=" **$(ratio "$(med_of "scale,$s,$k")" "$(med_of "scale,$s,$first")")** |"; done
 		say "$row $bad |"
+	done
+	say
+	say "The parent's own CPU time per session (µs; utime + stime of the listening"
+	say "process over the cell, divided by the sessions served and the idle ones opened;"
+	say "median of the runs). What grows with live sessions in the parent shows here,"
+	say "apart from what the machine's other load does to the rate:"
+	say
+	say "$hdr"
+	say "$sep"
+	for s in "${SERVERS[@]}" "${FLOORS[@]}"; do
+		row="| $s |"
+		for k in $IDLES; do row+=" $(printf '%s\n' ${PCPU[scale,$s,$k]:-} | median) |"; done
+		for k in $IDLES; do [[ $k == "$first" ]] || row+=" $(ratio "$(printf '%s\n' ${PCPU[scale,$s,$k]:-} | median)" "$(printf '%s\n' ${PCPU[scale,$s,$first]:-} | median)") |"; done
+		say "$row"
 	done
 	say
 	say "Runs (sessions/s, in order):"
