@@ -32,8 +32,15 @@ use crate::strfile;
 
 /// The most text read for one cookie by the prepared path; a file whose
 /// longest cookie (as its index says) does not fit is served by the
-/// unprepared path. Debian's longest is 2,435 bytes.
-pub const MAX_WINDOW: usize = 16 << 10;
+/// unprepared path.
+pub const MAX_WINDOW: usize = 64 << 10;
+/// Windows up to this size are read into a buffer on the stack; a larger
+/// one (a file with a cookie longer than Debian's longest, 2,435 bytes) is
+/// read into one allocation. A bigger stack buffer would cost every
+/// session, not only those that ask for a cookie: a frame larger than a
+/// page is probed page by page on entry, and each probe writes a stack
+/// page the parent had written at start-up, a copy-on-write fault.
+const ON_STACK: usize = 3584;
 /// Read beyond the longest cookie, for its separator line and an index that
 /// rounded.
 const SLACK: usize = 64;
@@ -215,8 +222,11 @@ impl Index {
     }
 
     /// Appends a random cookie, unless something changed since the index
-    /// was built. Allocates nothing while the output buffer has room.
+    /// was built. Allocates nothing while the output buffer has room and
+    /// the file's longest cookie fits [`ON_STACK`]. Never inlined, so that
+    /// its read buffer is on the stack only while a cookie is served.
     #[unsafe(link_section = ".text.hot.hostinfod")]
+    #[inline(never)]
     pub fn serve(&self, eol: &[u8], out: &mut Vec<u8>) -> Result<(), Stale> {
         for (path, stamp) in &self.roots {
             if Stamp::of_path(path) != *stamp {
@@ -238,8 +248,16 @@ impl Index {
         if file.window > MAX_WINDOW {
             return Err(Stale);
         }
-        let mut buf = MaybeUninit::<[u8; MAX_WINDOW]>::uninit();
-        let text = read_window(file, start, &mut buf)?;
+        // Left uninitialised (see crate::fdio): only what pread fills is read.
+        let mut stack = [const { MaybeUninit::<u8>::uninit() }; ON_STACK];
+        let mut heap = Vec::new();
+        let buf = if file.window <= ON_STACK {
+            &mut stack[..]
+        } else {
+            heap.reserve_exact(file.window);
+            heap.spare_capacity_mut()
+        };
+        let text = read_window(file, start, buf)?;
         let len = strfile::cookie_len(text, file.delim);
         let cookie = &mut text[..len];
         if file.rotated {
@@ -255,7 +273,7 @@ impl Index {
 fn read_window<'b>(
     file: &File,
     start: u32,
-    buf: &'b mut MaybeUninit<[u8; MAX_WINDOW]>,
+    buf: &'b mut [MaybeUninit<u8>],
 ) -> Result<&'b mut [u8], Stale> {
     use nix::libc;
     let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
@@ -266,8 +284,8 @@ fn read_window<'b>(
     }
     let same = Stamp::of_fd(fd) == Some(file.stamp);
     let n = if same {
-        let want = file.window.min(MAX_WINDOW);
-        // SAFETY: buf is writable for MAX_WINDOW >= want bytes.
+        let want = file.window.min(buf.len());
+        // SAFETY: buf is writable for its length >= want bytes.
         unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), want, libc::off_t::from(start)) }
     } else {
         -1
@@ -379,6 +397,23 @@ mod tests {
             "{s:?}"
         );
         assert!(ix.reply_bound(2) >= s.len());
+    }
+
+    #[test]
+    fn long_cookies_are_read_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long = "x".repeat(ON_STACK * 2);
+        fs::write(dir.path().join("f"), format!("{long}\n%\nshort\n")).expect("write");
+        let ix = Index::build(&[dir.path().to_path_buf()]);
+        assert_eq!(all_served(&ix, 40), set(&[&format!("{long}\n"), "short\n"]));
+        let huge = "y".repeat(MAX_WINDOW);
+        fs::write(dir.path().join("g"), &huge).expect("write");
+        let ix = Index::build(&[dir.path().join("g")]);
+        assert_eq!(
+            ix.serve(b"\n", &mut Vec::new()),
+            Err(Stale),
+            "read unprepared"
+        );
     }
 
     #[test]
