@@ -223,7 +223,7 @@ impl Index {
 
     /// Appends a random cookie, unless something changed since the index
     /// was built. Allocates nothing while the output buffer has room and
-    /// the file's longest cookie fits [`ON_STACK`]. Never inlined, so that
+    /// the file's longest cookie fits the stack buffer (3.5 KiB). Never inlined, so that
     /// its read buffer is on the stack only while a cookie is served.
     #[unsafe(link_section = ".text.hot.hostinfod")]
     #[inline(never)]
