@@ -173,7 +173,7 @@ fn cookie_end(text: &[u8], start: usize, delim: u8) -> (usize, usize) {
 /// Applies rot13 to the ASCII letters of `bytes`, leaving everything else
 /// (including non-ASCII bytes) alone, which is what fortune does for
 /// `STR_ROTATED` files.
-fn rot13(bytes: &mut [u8]) {
+pub fn rot13(bytes: &mut [u8]) {
     for b in bytes {
         *b = match *b {
             b'a'..=b'm' | b'A'..=b'M' => *b + 13,
@@ -213,12 +213,28 @@ pub fn cookie_at_start(text: &[u8], header: &Header) -> Option<Vec<u8>> {
     if text.is_empty() {
         return None;
     }
-    let (end, _) = cookie_end(text, 0, header.delim);
+    let end = cookie_len(text, header.delim);
     let mut cookie = text.get(..end)?.to_vec();
     if header.flags & STR_ROTATED != 0 {
         rot13(&mut cookie);
     }
     Some(cookie)
+}
+
+/// The length of the cookie at the start of `text`: the bytes before the
+/// first line that holds `delim` alone (or all of `text`). Allocates nothing,
+/// for the session's child, which reads a window of the text file from the
+/// cookie's offset and sends this much of it.
+pub fn cookie_len(text: &[u8], delim: u8) -> usize {
+    cookie_end(text, 0, delim).0
+}
+
+/// Where the non-blank cookies of a plain `%`-separated file lie: the byte
+/// range of each, by the splitting rule of [`plain_count`], for an index
+/// built once and read many times.
+pub fn plain_spans(text: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut cookies = PlainCookies { text, pos: 0 };
+    std::iter::from_fn(move || cookies.next_span())
 }
 
 /// Iterates over the non-blank cookies of a plain `%`-separated file.
@@ -231,6 +247,13 @@ impl<'a> Iterator for PlainCookies<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
+        let span = self.next_span()?;
+        self.text.get(span)
+    }
+}
+
+impl PlainCookies<'_> {
+    fn next_span(&mut self) -> Option<std::ops::Range<usize>> {
         while self.pos < self.text.len() {
             let start = self.pos;
             let (end, next) = cookie_end(self.text, start, PLAIN_DELIM);
@@ -243,7 +266,7 @@ impl<'a> Iterator for PlainCookies<'a> {
             // Whitespace-only ones are skipped too, although strfile would
             // index them, because a blank reply is of no use to anyone.
             if !cookie.iter().all(u8::is_ascii_whitespace) {
-                return Some(cookie);
+                return Some(start..end);
             }
         }
         None

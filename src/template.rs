@@ -14,7 +14,14 @@
 //! - read buffers on the stack are left uninitialised ([`crate::fdio`]),
 //!   and formatted text goes into fixed stack buffers
 //!   ([`crate::text::Fixed`]);
-//! - the parent's poll set lives on the stack, which is written anyway.
+//! - the parent's poll set lives on the stack, which is written anyway;
+//! - what a command reads from files that rarely change is read here, once
+//!   per image (so at every reload, which is an exec): the fortune index
+//!   ([`crate::commands::fortunes`]) and the motd
+//!   ([`crate::commands::motd::prepare`]). The child checks the files'
+//!   stamps and reads them itself only when they changed; the output
+//!   buffer is sized for the longest prepared reply, so that serving one
+//!   allocates nothing.
 //!
 //! A change to the session path that breaks these rules still works; it
 //! only costs faults per session, which `bench/compare.sh` reports.
@@ -35,10 +42,27 @@ pub struct Template {
 impl Template {
     /// The template for `cfg` on host `hostname`.
     pub fn new(cfg: &Config, hostname: &str) -> Self {
+        let fortunes = crate::commands::fortunes::prepare(&cfg.commands.fortune_paths);
+        let motd = crate::commands::motd::prepare(&cfg.commands.motd_files);
+        log::debug!(
+            "fortune index: {} cookies in {} files, {} kB, built in {} us; motd: {} bytes, {} kB",
+            fortunes.cookies(),
+            fortunes.files(),
+            fortunes.heap_bytes().div_ceil(1024),
+            fortunes.took_us(),
+            motd.reply_len(),
+            motd.heap_bytes().div_ceil(1024),
+        );
+        let mut bufs = Buffers::new(cfg.limits.max_line_bytes as usize);
+        // Room for the longest prepared reply and its prompt; the pages are
+        // touched only by the child that needs them.
+        let longest = fortunes.reply_bound(2).max(motd.reply_len());
+        bufs.out
+            .reserve(longest.saturating_add(cfg.protocol.prompt.len()));
         Template {
             hello_tcp: hello(cfg, hostname, b"\r\n"),
             hello_unix: hello(cfg, hostname, b"\n"),
-            bufs: Buffers::new(cfg.limits.max_line_bytes as usize),
+            bufs,
         }
     }
 

@@ -389,3 +389,47 @@ fn over_long_line_gets_error_and_close() {
     let rest = c.read_to_end();
     assert_eq!(rest, b"Error: line too long (max 64 bytes).\r\n");
 }
+
+/// The daemon reads fortune indexes and the motd once per start or reload;
+/// a file edited, replaced or added after that is still served as it is
+/// now, without a reload.
+#[test]
+fn fortunes_and_motd_edited_after_start_are_served_as_they_are_now() {
+    let s = Setup::new("");
+    let dir = s.path("fortunes");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let text = b"nycun\n%\norgn\n%\n";
+    std::fs::write(dir.join("rot"), text).expect("write");
+    std::fs::write(dir.join("rot.dat"), strfile_index(text, 0x4)).expect("write");
+    let motd = s.path("motd");
+    std::fs::write(&motd, "before\n").expect("write");
+    s.write_config(&format!(
+        "[commands]\nfortune_paths = [{dir:?}]\nmotd_files = [{motd:?}]\n"
+    ));
+    let d = s.start();
+    let set = |items: &[&str]| -> std::collections::BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    };
+    assert_eq!(cookies_seen(d.port, 40), set(&["alpha\r\n", "beta\r\n"]));
+    let mut c = d.tcp();
+    c.greeting();
+    assert_eq!(c.cmd("motd"), "before\r\n");
+    drop(c);
+    // File times advance with the kernel's clock tick: wait one out, so
+    // that an edit keeping the size cannot share the stamp of the original.
+    std::thread::sleep(std::time::Duration::from_millis(30));
+
+    // Edited in place, same size: new text under the old index.
+    std::fs::write(dir.join("rot"), b"tnzzn\n%\nqrygn\n%\n").expect("write");
+    std::fs::write(&motd, "after!\n").expect("write");
+    assert_eq!(cookies_seen(d.port, 40), set(&["gamma\r\n", "delta\r\n"]));
+    let mut c = d.tcp();
+    c.greeting();
+    assert_eq!(c.cmd("motd"), "after!\r\n");
+    drop(c);
+
+    // A file added to the directory is picked too.
+    std::fs::write(dir.join("new"), "epsilon\n").expect("write");
+    let seen = cookies_seen(d.port, 90);
+    assert!(seen.contains("epsilon\r\n"), "{seen:?}");
+}

@@ -28,6 +28,8 @@ run     N clients (default 8), each doing whole sessions for SECS seconds
         (default 3) after a warm-up (default 0.3 s, not counted): connect,
         read the greeting and the prompt, send the command (default date),
         read the reply and the prompt, send quit, read Goodbye. and EOF.
+        The reply must be one line (one with a digit for date/time), or
+        one or more lines for who, cookie, fortune and motd.
         Reports sessions/s, p50/p99/max latency (connect to EOF) and the
         sessions refused (connect error), busy (the server's `Server busy`
         refusal line), failed (I/O error, timeout, unexpected EOF) and bad
@@ -177,6 +179,9 @@ fn main() -> ExitCode {
         command: format!("{}\n", o.command).into_bytes(),
         want_digit: o.command.eq_ignore_ascii_case("date")
             || o.command.eq_ignore_ascii_case("time"),
+        multi_line: ["who", "cookie", "fortune", "motd"]
+            .iter()
+            .any(|c| o.command.eq_ignore_ascii_case(c)),
         timeout: o.timeout,
     };
     match o.mode.as_str() {

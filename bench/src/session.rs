@@ -104,6 +104,9 @@ pub struct Script {
     pub command: Vec<u8>,
     /// Require a digit in the reply (a date has one).
     pub want_digit: bool,
+    /// Accept a reply of several lines (`who`, `cookie`, `motd`); otherwise
+    /// the reply must be exactly one line.
+    pub multi_line: bool,
     pub timeout: Duration,
 }
 
@@ -213,7 +216,7 @@ pub fn session(
     }
     let reply = trim_line(&buf[..buf.len() - script.prompt.len()]);
     let reply_ok = !reply.is_empty()
-        && !reply.contains(&b'\n')
+        && (script.multi_line || !reply.contains(&b'\n'))
         && (!script.want_digit || reply.iter().any(u8::is_ascii_digit));
     if !reply_ok {
         return Err((Outcome::Bad, format!("reply {:?}", lossy(reply))));

@@ -7,10 +7,14 @@
 //! the counts, the chosen cookie's 4-byte offset, and a window of the text
 //! at that offset as long as the index's longest cookie
 //! ([`crate::strfile`]); a file without an index is read whole and split on
-//! `%` lines. Files are read here, in the session's child, so the parent's
-//! heap never holds them and an edited file serves without a reload.
-//! When no cookie is found anywhere, a built-in set answers, so a fresh
-//! machine without fortune-mod still has something to say.
+//! `%` lines. When no cookie is found anywhere, a built-in set answers, so a
+//! fresh machine without fortune-mod still has something to say.
+//!
+//! A daemon's sessions pick from the index the parent built at start or
+//! reload ([`super::fortunes`]): one `open`, `fstat` and `pread`. What is
+//! here is the way without it, taken by `-i` sessions and whenever a file
+//! or directory changed since the index was built, so that an edited or
+//! added file is served at once.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,7 +24,7 @@ use crate::strfile;
 
 /// At most this much of a fortune file without an index is read: a
 /// fortune file is text for humans.
-const MAX_FILE: usize = 16 << 20;
+pub(super) const MAX_FILE: usize = 16 << 20;
 /// At most this much text is read for one indexed cookie.
 const MAX_COOKIE: usize = 64 << 10;
 /// At most this many files are considered, however large the directory.
@@ -49,14 +53,20 @@ pub struct Source {
 }
 
 /// The `.dat` index beside `text`.
-fn dat_of(text: &Path) -> PathBuf {
+pub(super) fn dat_of(text: &Path) -> PathBuf {
     let mut p = text.as_os_str().to_owned();
     p.push(".dat");
     PathBuf::from(p)
 }
 
 /// Appends a random cookie.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn reply(paths: &[PathBuf], eol: &[u8], out: &mut Vec<u8>) {
+    if let Some(index) = super::fortunes::installed(paths)
+        && index.serve(eol, out).is_ok()
+    {
+        return;
+    }
     let sources = discover(paths);
     let total: usize = sources.iter().map(|s| s.count).sum();
     if total > 0 {
@@ -77,12 +87,20 @@ pub fn reply(paths: &[PathBuf], eol: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Every fortune file under `paths`, with its cookie count.
+fn discover(paths: &[PathBuf]) -> Vec<Source> {
+    fortune_files(paths)
+        .into_iter()
+        .filter_map(source)
+        .collect()
+}
+
+/// Every fortune file under `paths`, in the order cookies are numbered.
 ///
 /// Nothing is stat'ed here: a path that is not a directory is taken as a
 /// file, a directory entry unless it is a directory itself (the type comes
 /// with the entry), and [`read_capped`] refuses whatever is not a regular
 /// file when the file is read.
-fn discover(paths: &[PathBuf]) -> Vec<Source> {
+pub(super) fn fortune_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for p in paths {
         match fs::read_dir(p) {
@@ -104,7 +122,7 @@ fn discover(paths: &[PathBuf]) -> Vec<Source> {
             break;
         }
     }
-    files.into_iter().filter_map(source).collect()
+    files
 }
 
 /// Index files, hidden files and fortune-mod's by-products are not cookies.
@@ -165,7 +183,7 @@ pub fn cookie_of(s: &Source, i: usize) -> Option<Vec<u8>> {
 /// A uniformly distributed number in `0..n` (n > 0) from the kernel's CSPRNG.
 /// The kernel is asked afresh in every child: a PRNG state inherited through
 /// fork would give every session the same cookie.
-fn random_below(n: usize) -> usize {
+pub(super) fn random_below(n: usize) -> usize {
     let n = n as u64;
     // Rejection sampling removes the modulo bias; the loop is bounded and in
     // practice runs once.

@@ -13,8 +13,96 @@ use nix::sys::stat::{SFlag, fstat};
 
 pub mod cookie;
 pub mod date;
+pub mod fortunes;
 pub mod motd;
 pub mod who;
+
+/// What identifies a file's contents without reading them: device, inode,
+/// type, size and the modification and change times (nanoseconds).
+///
+/// The parent records a file's stamp when it reads the file for a prepared
+/// reply (the fortune index, the motd); a session's child compares it with
+/// one `stat` or `fstat` before serving the prepared reply, and reads the
+/// file afresh when it differs. Replacing a file (a package upgrade renames
+/// a new one into place) changes the inode; editing it in place changes the
+/// times, and the change time cannot be set back by a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    mode: u32,
+    size: i64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    /// The stamp of what `st` describes.
+    pub fn of(st: &nix::libc::stat) -> Self {
+        Stamp {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            mode: st.st_mode,
+            size: st.st_size,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+        }
+    }
+
+    /// The stamp of the open file `fd`; allocates nothing.
+    pub fn of_fd(fd: std::os::fd::RawFd) -> Option<Self> {
+        let mut st = std::mem::MaybeUninit::<nix::libc::stat>::uninit();
+        // SAFETY: st is writable; fstat fills it when it returns 0.
+        if unsafe { nix::libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: fstat returned 0, so st is initialised.
+        Some(Stamp::of(unsafe { st.assume_init_ref() }))
+    }
+
+    /// The stamp of the file at `path` (symbolic links followed, as `open`
+    /// does), or `None` when there is none; allocates nothing.
+    pub fn of_path(path: &std::ffi::CStr) -> Option<Self> {
+        let mut st = std::mem::MaybeUninit::<nix::libc::stat>::uninit();
+        // SAFETY: path is NUL-terminated; st is writable and filled when
+        // stat returns 0.
+        if unsafe { nix::libc::stat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: stat returned 0, so st is initialised.
+        Some(Stamp::of(unsafe { st.assume_init_ref() }))
+    }
+
+    /// Whether it is a regular file.
+    pub fn is_regular(&self) -> bool {
+        self.mode & nix::libc::S_IFMT == nix::libc::S_IFREG
+    }
+}
+
+/// `path` as a NUL-terminated string for the system calls of a child, which
+/// must not allocate; `None` for a path with a NUL byte (no file has one).
+pub fn c_path(path: &Path) -> Option<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt as _;
+    std::ffi::CString::new(path.as_os_str().as_bytes()).ok()
+}
+
+/// Reads at most `max` bytes of the regular file at `path` with
+/// [`read_capped`]'s guards, and its [`Stamp`] taken from the same open
+/// file before the read.
+pub fn read_stamped(path: &Path, max: usize) -> io::Result<(Vec<u8>, Stamp)> {
+    use std::os::fd::AsRawFd as _;
+    let file = File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)?;
+    let stamp = Stamp::of_fd(file.as_raw_fd()).ok_or_else(io::Error::last_os_error)?;
+    if !stamp.is_regular() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, NotRegularFile));
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(stamp.size).unwrap_or(0).min(max));
+    file.take(max as u64).read_to_end(&mut buf)?;
+    Ok((buf, stamp))
+}
 
 /// Reads at most `max` bytes of the regular file at `path`.
 ///
