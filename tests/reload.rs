@@ -772,7 +772,11 @@ fn pidfile_set_to_none_by_a_reload_is_removed_and_released() {
     let mut d = s.start();
     let pid = d.pid();
     let old_status = s.pid_file.with_extension("status");
-    assert!(exists(&s.pid_file) && exists(&old_status));
+    // The harness's readiness is the first TCP accept, which the kernel
+    // gives as soon as the listener is bound, before the status file is
+    // published (start-up prepares the session template in between).
+    assert!(eventually(Duration::from_secs(5), || exists(&s.pid_file)
+        && exists(&old_status)));
     put_raw(
         &s,
         &format!(
