@@ -26,7 +26,13 @@
 //! binary is checked and re-executed in place ([`reload`]), and what crosses
 //! the exec is one value ([`handover`]).
 //!
-//! The pure modules (framing, protocol, config, strfile, utmp, text,
+//! **Around them.** Runtime files are created and checked by [`runtime`]
+//! (and [`pidfile`], [`status`]); what the parent counts is [`counters`],
+//! published by [`publish`] and [`metrics`]; `who` reads [`utmp`] or
+//! [`logind`]; `-i` serves one inherited connection ([`inetd`]); FIFO
+//! endpoints are [`fifo`].
+//!
+//! The pure modules (framing, protocol, config, strfile, utmp, logind, text,
 //! handover) take bytes and return values; they are property-tested and
 //! fuzzed. `ARCHITECTURE.md` has the same map with the path of a session
 //! and of a reload step by step.
