@@ -253,7 +253,7 @@ pub fn find_daemon(
         return not_running(format!("{} holds no pid", path.display()));
     };
     let holders = lock_holders(st.st_dev, st.st_ino);
-    if !holders.contains(&pid) {
+    if !holders.contains(&pid) && !holds_lock(pid, st.st_dev, st.st_ino) {
         let by = match holders.as_slice() {
             [] => "an unknown process".to_string(),
             h => format!(
@@ -269,16 +269,44 @@ pub fn find_daemon(
     Ok(Ok(pid))
 }
 
+/// The `MAJ:MIN:INO` by which /proc names a file in its lock lines.
+fn lock_id(dev: u64, ino: u64) -> String {
+    format!(
+        "{:02x}:{:02x}:{ino}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    )
+}
+
+/// Whether `pid` holds a flock on the file (dev, ino), from the `lock:`
+/// lines of its /proc/PID/fdinfo entries. This is the answer where
+/// /proc/locks cannot be read: systemd's `ProcSubset=pid` (as the shipped
+/// unit sets) leaves only the process directories in /proc, and
+/// `ExecReload=hostinfod -s reload` runs in that sandbox.
+fn holds_lock(pid: i32, dev: u64, ino: u64) -> bool {
+    let want = lock_id(dev, ino);
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return false;
+    };
+    dir.filter_map(|e| e.ok())
+        .take(4096)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .any(|text| {
+            text.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // "lock:\t1: FLOCK  ADVISORY  WRITE 81 fe:00:5317484 0 EOF"
+                matches!(f.as_slice(), ["lock:", _, "FLOCK", _, _, p, id, ..]
+                    if *id == want && p.parse::<i32>().ok() == Some(pid))
+            })
+        })
+}
+
 /// The pids holding a flock on the file (dev, ino), from /proc/locks.
 fn lock_holders(dev: u64, ino: u64) -> Vec<i32> {
     let Ok(text) = std::fs::read_to_string("/proc/locks") else {
         return Vec::new();
     };
-    let want = format!(
-        "{:02x}:{:02x}:{ino}",
-        nix::sys::stat::major(dev),
-        nix::sys::stat::minor(dev)
-    );
+    let want = lock_id(dev, ino);
     text.lines()
         .filter_map(|l| {
             // "1: FLOCK  ADVISORY  WRITE 10680 fe:00:5317484 0 EOF"; waiters
@@ -306,6 +334,19 @@ fn uid_of(pid: i32) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_holder_of_a_lock_is_found_in_its_fdinfo() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.pid");
+        let _held = Pidfile::acquire(&path).expect("acquire");
+        let meta = std::fs::metadata(&path).expect("stat");
+        let me = std::process::id() as i32;
+        assert!(holds_lock(me, meta.dev(), meta.ino()));
+        assert!(!holds_lock(me, meta.dev(), meta.ino() + 1));
+        assert!(!holds_lock(1, meta.dev(), meta.ino()));
+    }
 
     #[test]
     fn lock_excludes_second_holder_and_pid_is_written() {
