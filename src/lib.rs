@@ -87,3 +87,12 @@ pub mod commands;
 pub mod logind;
 pub mod strfile;
 pub mod utmp;
+
+/// Held by every unit test that starts or reaps a child process: `cargo
+/// test` runs the tests as threads of one process, where one test's
+/// `waitpid(-1)` would reap another's child.
+#[cfg(test)]
+pub(crate) fn children_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -470,6 +470,7 @@ mod tests {
 
     #[test]
     fn strangers_are_not_adopted() {
+        let _children = crate::children_lock();
         let mut r = Reaper::new(8).expect("reaper");
         let mine = spawn(r.announce_fd(), false);
         r.adopt([(mine, child("10.0.0.1")), (1, child("10.0.0.2"))]);
@@ -480,6 +481,7 @@ mod tests {
 
     #[test]
     fn announced_and_silent_children_are_both_reaped() {
+        let _children = crate::children_lock();
         let mut r = Reaper::new(8).expect("reaper");
         let loud = spawn(r.announce_fd(), true);
         let quiet = spawn(r.announce_fd(), false);
@@ -498,6 +500,7 @@ mod tests {
 
     #[test]
     fn a_full_table_is_scanned_at_once() {
+        let _children = crate::children_lock();
         let mut r = Reaper::new(1).expect("reaper");
         let quiet = spawn(r.announce_fd(), false);
         r.insert(quiet, child("10.0.0.1"));
@@ -509,6 +512,7 @@ mod tests {
 
     #[test]
     fn an_announced_child_does_not_count_against_its_source() {
+        let _children = crate::children_lock();
         let mut r = Reaper::new(8).expect("reaper");
         r.insert(4_000_000, child("10.0.0.1"));
         r.insert(4_000_001, child("10.0.0.1"));

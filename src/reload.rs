@@ -252,6 +252,7 @@ mod tests {
 
     #[test]
     fn a_binary_that_is_not_hostinfod_fails_the_check() {
+        let _children = crate::children_lock();
         let e = preflight(Path::new("/bin/true"), None).expect_err("true says nothing");
         assert!(e.contains("/bin/true failed its check"), "{e}");
         let e = preflight(Path::new("/nonexistent/hostinfod"), None).expect_err("missing");

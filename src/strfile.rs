@@ -702,6 +702,7 @@ mod tests {
         let text = b"%\nfirst\n%\n%\nsecond\ntwo lines\n%\nthird\n%\n\tindented\n%";
         let src = dir.join("cookies");
         let out = dir.join("cookies.dat");
+        let _children = crate::children_lock();
         let ok = std::fs::write(&src, text).is_ok()
             && std::process::Command::new(strfile)
                 .arg("-s")

@@ -315,6 +315,7 @@ mod tests {
         f.session("2.ref", "USER=ref\nCLASS=user\nTTY=tty3\n");
         f.session("3", "USER=mgr\nCLASS=manager\nTTY=tty4\n");
         // The leader is gone: a stale file.
+        let _children = crate::children_lock();
         let mut child = std::process::Command::new("true").spawn().expect("spawn");
         let gone = child.id();
         child.wait().expect("wait");
