@@ -175,6 +175,11 @@ impl Admission {
         }
     }
 
+    /// True while backing off (until the poll loop's next `accepting`).
+    pub fn paused(&self) -> bool {
+        self.paused_until.is_some()
+    }
+
     /// Stops accepting for [`BACKOFF`].
     pub fn back_off(&mut self) {
         self.paused_until = Some(Instant::now() + BACKOFF);
@@ -212,11 +217,12 @@ impl Admission {
         reaper: &mut Reaper,
         ended: impl FnMut(Reaped),
     ) -> Verdict {
-        let allowed = match (peer.source, peer.cred) {
-            (Source::Ip(ip), _) => self.rules.allows_ip(ip),
-            (Source::Uid(uid), Some((_, gid))) => self.rules.allows_peer(uid, gid),
-            (Source::Uid(uid), None) => self.rules.allows_peer(uid, u32::MAX),
-        };
+        let allowed = self.rules.is_open()
+            || match (peer.source, peer.cred) {
+                (Source::Ip(ip), _) => self.rules.allows_ip(ip),
+                (Source::Uid(uid), Some((_, gid))) => self.rules.allows_peer(uid, gid),
+                (Source::Uid(uid), None) => self.rules.allows_peer(uid, u32::MAX),
+            };
         if !allowed {
             return Verdict::Refuse(Refusal::Access);
         }
