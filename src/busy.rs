@@ -18,13 +18,10 @@
 //!   watches again. So each child wakes for the flag at most once per
 //!   `busy_idle_secs`, however often the server goes in and out of full.
 //!
-//! Both ends are close-on-exec and non-blocking. Unless the reload hands the
-//! pipe to the next image
-//! ([`Busy::keep_across_exec`],
-//! [`Busy::adopt`]), each image has its own, and a
-//! child forked by an earlier image sees its pipe hang up when that image
-//! execs (no writer is left) and from then on keeps only the plain idle
-//! timeout.
+//! Both ends are close-on-exec and non-blocking: each image of the daemon
+//! has its own pipe, and a child forked by an earlier image sees its pipe
+//! hang up when that image execs (no writer is left) and from then on keeps
+//! only the plain idle timeout (hostinfod.toml(5) says so).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -76,11 +73,6 @@ impl Busy {
         }
     }
 
-    /// What the pipe says now.
-    pub fn is_set(&self) -> bool {
-        self.full
-    }
-
     /// The end every child polls.
     pub fn read_fd(&self) -> RawFd {
         self.read.as_raw_fd()
@@ -90,37 +82,6 @@ impl Busy {
     /// for the children once the parent has gone (or exec'd).
     pub fn write_fd(&self) -> RawFd {
         self.write.as_raw_fd()
-    }
-
-    /// Just before the reload's exec: lets both ends cross it (clears
-    /// FD_CLOEXEC) and returns their numbers (read, write), for the next
-    /// image's [`Busy::adopt`]. Children forked before the reload then keep
-    /// watching the same flag.
-    pub fn keep_across_exec(&self) -> nix::Result<(RawFd, RawFd)> {
-        use nix::fcntl::{F_SETFD, FdFlag, fcntl};
-        for fd in [&self.read, &self.write] {
-            fcntl(fd, F_SETFD(FdFlag::empty()))?;
-        }
-        Ok((self.read.as_raw_fd(), self.write.as_raw_fd()))
-    }
-
-    /// In the next image: takes over the pipe [`Busy::keep_across_exec`]
-    /// passed (close-on-exec again), saying what it said.
-    ///
-    /// # Safety
-    ///
-    /// `read` and `write` must be the two ends of such a pipe, open, and
-    /// owned by nothing else in this process.
-    pub unsafe fn adopt(read: RawFd, write: RawFd) -> nix::Result<Self> {
-        use nix::fcntl::{F_SETFD, FdFlag, fcntl};
-        use std::os::fd::FromRawFd;
-        // SAFETY: the caller passes two open fds that nothing else owns.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(read), OwnedFd::from_raw_fd(write)) };
-        for fd in [&read, &write] {
-            fcntl(fd, F_SETFD(FdFlag::FD_CLOEXEC))?;
-        }
-        let full = is_full(read.as_raw_fd()) == Some(true);
-        Ok(Busy { read, write, full })
     }
 }
 
@@ -164,13 +125,11 @@ mod tests {
         let mut b = Busy::new().expect("pipe");
         assert_eq!(is_full(b.read_fd()), Some(false));
         b.set(true);
-        assert!(b.is_set());
         assert_eq!(is_full(b.read_fd()), Some(true));
         // Repeated calls change nothing (and cost nothing).
         b.set(true);
         assert_eq!(is_full(b.read_fd()), Some(true));
         b.set(false);
-        assert!(!b.is_set());
         assert_eq!(is_full(b.read_fd()), Some(false));
         b.set(false);
         assert_eq!(is_full(b.read_fd()), Some(false));
@@ -194,31 +153,6 @@ mod tests {
         drop(full);
         // Even with the byte still in it: the writer is gone.
         assert_eq!(is_full(read.as_raw_fd()), None);
-    }
-
-    #[test]
-    fn handed_over_it_says_what_it_said() {
-        use nix::fcntl::{F_GETFD, FdFlag, fcntl};
-        let mut b = Busy::new().expect("pipe");
-        b.set(true);
-        let (r, w) = b.keep_across_exec().expect("keep");
-        let flags =
-            |fd| FdFlag::from_bits_truncate(fcntl(unsafe_borrow(fd), F_GETFD).expect("getfd"));
-        assert!(!flags(r).contains(FdFlag::FD_CLOEXEC));
-        // The exec, as far as this process can play it: the old owner goes
-        // without closing, the new one adopts the numbers.
-        std::mem::forget(b);
-        // SAFETY: r and w are the pipe's ends, owned by nothing now.
-        let mut b = unsafe { Busy::adopt(r, w) }.expect("adopt");
-        assert!(b.is_set());
-        assert!(flags(r).contains(FdFlag::FD_CLOEXEC));
-        b.set(false);
-        assert_eq!(is_full(b.read_fd()), Some(false));
-    }
-
-    fn unsafe_borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
-        // SAFETY: the test keeps fd open while the borrow is used.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
     }
 
     #[test]

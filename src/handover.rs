@@ -19,7 +19,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read as _, Seek as _, Write as _};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
@@ -238,11 +238,6 @@ pub fn receive() -> Result<Option<Handover>, String> {
     Handover::decode(&bytes)
         .map(Some)
         .map_err(|e| format!("hand-over on fd {fd}: {e}"))
-}
-
-/// The fd of `f`, for the exec's placement.
-pub fn raw(f: &OwnedFd) -> RawFd {
-    f.as_raw_fd()
 }
 
 fn put_u64(w: &mut Vec<u8>, v: u64) {
