@@ -281,20 +281,26 @@ fn is(st: &FileStat, kind: SFlag) -> bool {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == kind
 }
 
+/// The owner check every directory and file hostinfod trusts passes.
+fn check_owner(at: &Path, st: &FileStat, trust: &Trust) -> Result<()> {
+    if trust.trusts(st.st_uid) {
+        return Ok(());
+    }
+    Err(untrusted(
+        at,
+        format!(
+            "is owned by {}, not by {}",
+            user_name(st.st_uid),
+            trust.describe()
+        ),
+    ))
+}
+
 fn check_dir(at: &Path, st: &FileStat, trust: &Trust) -> Result<()> {
     if !is(st, SFlag::S_IFDIR) {
         return Err(untrusted(at, "is not a directory"));
     }
-    if !trust.trusts(st.st_uid) {
-        return Err(untrusted(
-            at,
-            format!(
-                "is owned by {}, not by {}",
-                user_name(st.st_uid),
-                trust.describe()
-            ),
-        ));
-    }
+    check_owner(at, st, trust)?;
     let perm = st.st_mode & 0o7777;
     let sticky_root = perm & 0o1000 != 0 && st.st_uid == 0;
     if perm & 0o022 != 0 && !sticky_root {
@@ -480,16 +486,7 @@ pub fn check_file(at: &Path, st: &FileStat, trust: &Trust) -> Result<()> {
     if !is(st, SFlag::S_IFREG) {
         return Err(untrusted(at, "is not a regular file"));
     }
-    if !trust.trusts(st.st_uid) {
-        return Err(untrusted(
-            at,
-            format!(
-                "is owned by {}, not by {}",
-                user_name(st.st_uid),
-                trust.describe()
-            ),
-        ));
-    }
+    check_owner(at, st, trust)?;
     if st.st_nlink != 1 {
         return Err(untrusted(
             at,

@@ -56,20 +56,8 @@ impl Launcher {
 
 impl Drop for Launcher {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            end_child(c, Duration::from_secs(5));
         }
     }
 }
@@ -737,4 +725,26 @@ fn fifo_reader_that_stays_open_never_gets_a_second_cookie() {
             String::from_utf8_lossy(&more)
         );
     }
+}
+
+#[test]
+fn inetd_mode_applies_the_access_lists() {
+    let (s, _) = setup("[access]\ndeny = [\"127.0.0.0/8\"]\n");
+    let (log, log_path) = syslog(&s);
+    let port = free_port();
+    let l = socket_activate(&s, &format!("127.0.0.1:{port}"), true, &log_path);
+    let mut c = Client::new(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    assert_eq!(c.read_to_end(), b"Access denied.\r\n");
+    let text = l.wait_log("died with code", Duration::from_secs(10));
+    assert_eq!(child_codes(&text), vec![End::Quit.exit_code()], "{text}");
+    let records = recv_datagrams(&log, Duration::from_secs(5), |r| {
+        r.iter().any(|l| l.contains("REFUSED"))
+    });
+    assert!(
+        records
+            .iter()
+            .any(|r| r.contains("REFUSED: 127.0.0.1:") && r.contains("access denied")),
+        "{records:?}"
+    );
+    assert!(!records.iter().any(|r| r.contains("START")), "{records:?}");
 }
