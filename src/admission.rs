@@ -324,7 +324,7 @@ mod tests {
         let mut cfg = Config::defaults(&env);
         cfg.limits.max_per_source = max;
         cfg.limits.max_children = 4;
-        (Admission::new(&cfg), Reaper::new(4).expect("reaper"))
+        (Admission::new(&cfg), Reaper::new(4, max).expect("reaper"))
     }
 
     fn peer(ip: &str) -> Peer {

@@ -3,21 +3,20 @@
 //! its first start. They cross every reload in the [`Handover`] and are
 //! reset only by a restart.
 //!
-//! They live in one process-wide table rather than in the `Server`: the
-//! ends are counted where children are reaped, and the reaper calls back a
-//! plain `fn` (`log_exit`) from every path that reaps (the poll loop, the
-//! accept path's settling, the stop, the start after a reload). The parent
-//! is one thread, so relaxed atomics are plain counters here; a session's
-//! child inherits a copy it never writes.
+//! The `Server` owns them, as plain integers beside its other parts: the
+//! ends are counted by the callback the reaper calls from every path that
+//! reaps (the poll loop, the accept path's settling, the stop, the start
+//! after a reload). A session's child inherits a copy it never writes.
 //!
-//! Counting is the only thing done on the session path: publishing the
-//! figures (status file, metrics file) is done from the poll loop's
-//! deadlines (see [`crate::publish`]), which ask [`changes`] whether there
-//! is anything new.
+//! Counting is the only thing done on the session path, and it writes
+//! memory the session path writes anyway (the `Server`'s): a process-wide
+//! table would put one more page in the set the parent dirties after each
+//! fork, and every such page is a copy-on-write fault per session.
+//! Publishing the figures (status file, metrics file) is done from the poll
+//! loop's deadlines (see [`crate::publish`]), which ask
+//! [`Counters::changes`] whether there is anything new.
 //!
 //! [`Handover`]: crate::handover::Handover
-
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::admission::Refusal;
 use crate::session::End;
@@ -113,7 +112,7 @@ impl Counter {
     }
 }
 
-/// A snapshot of every counter.
+/// Every counter.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     /// The values, in [`ALL`]'s order.
@@ -126,53 +125,31 @@ impl Counters {
         self.values[c.index()]
     }
 
-    /// One more of `c` (in a snapshot: for the hand-over of a reload, which
-    /// counts once the next image serves).
+    /// Counts one event.
+    #[inline]
     pub fn bump(&mut self, c: Counter) {
         self.values[c.index()] += 1;
+    }
+
+    /// Counts a refusal by its kind (a failed fork is counted where it fails).
+    pub fn count_refusal(&mut self, why: &Refusal) {
+        match why {
+            Refusal::Access => self.bump(Counter::RefusedAccess),
+            Refusal::Rate(_) => self.bump(Counter::RefusedRate),
+            Refusal::Busy(_) => self.bump(Counter::RefusedBusy),
+            Refusal::NoFork => {}
+        }
+    }
+
+    /// The sum of the counters, which only grow: equal values mean nothing
+    /// new to publish.
+    pub fn changes(&self) -> u64 {
+        self.values.iter().sum()
     }
 
     /// `(name, value)` for every counter, in [`ALL`]'s order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         ALL.iter().map(|&c| (c.name(), self.get(c)))
-    }
-}
-
-static TABLE: [AtomicU64; ALL.len()] = [const { AtomicU64::new(0) }; ALL.len()];
-/// Counts one event.
-pub fn count(c: Counter) {
-    TABLE[c.index()].fetch_add(1, Ordering::Relaxed);
-}
-
-/// Counts a refusal by its kind (a failed fork is counted where it fails).
-pub fn count_refusal(why: &Refusal) {
-    match why {
-        Refusal::Access => count(Counter::RefusedAccess),
-        Refusal::Rate(_) => count(Counter::RefusedRate),
-        Refusal::Busy(_) => count(Counter::RefusedBusy),
-        Refusal::NoFork => {}
-    }
-}
-
-/// The sum of the counters, which only grow: equal values mean nothing
-/// new to publish.
-pub fn changes() -> u64 {
-    TABLE.iter().map(|a| a.load(Ordering::Relaxed)).sum()
-}
-
-/// The counters now.
-pub fn snapshot() -> Counters {
-    let mut s = Counters::default();
-    for (v, a) in s.values.iter_mut().zip(&TABLE) {
-        *v = a.load(Ordering::Relaxed);
-    }
-    s
-}
-
-/// Sets the counters to what the previous image handed over.
-pub fn restore(from: &Counters) {
-    for (a, v) in TABLE.iter().zip(from.values) {
-        a.store(v, Ordering::Relaxed);
     }
 }
 
@@ -196,18 +173,14 @@ mod tests {
     }
 
     #[test]
-    fn count_snapshot_restore() {
-        // The one test touching the process-wide table.
-        let before = changes();
-        let mut base = snapshot();
-        count(Counter::RefusedRate);
-        assert!(changes() > before);
-        assert_eq!(
-            snapshot().get(Counter::RefusedRate),
-            base.get(Counter::RefusedRate) + 1
-        );
-        base.values[Counter::Reloads.index()] = 7;
-        restore(&base);
-        assert_eq!(snapshot(), base);
+    fn counting_changes_the_sum() {
+        let mut c = Counters::default();
+        let before = c.changes();
+        c.bump(Counter::RefusedRate);
+        c.count_refusal(&Refusal::Access);
+        c.count_refusal(&Refusal::NoFork);
+        assert_eq!(c.changes(), before + 2);
+        assert_eq!(c.get(Counter::RefusedRate), 1);
+        assert_eq!(c.get(Counter::RefusedAccess), 1);
     }
 }

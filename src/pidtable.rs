@@ -8,7 +8,10 @@
 //! writes a control byte and a bucket in two places (measured: 3 more
 //! faults per session in the parent). Lookups cost the same with ten
 //! thousand live sessions as with ten; the array has at least twice as many
-//! slots as sessions.
+//! slots as sessions, and grows (doubling) only as sessions do: memory the
+//! parent has touched is copied into every fork's page tables, so a table
+//! sized for `max_children` up front would cost each session for slots it
+//! never uses.
 
 use crate::reaper::Child;
 
@@ -34,7 +37,18 @@ const EMPTY: Slot = Slot {
     },
 };
 
+impl Default for PidTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl PidTable {
+    /// An empty table (64 slots).
+    pub fn new() -> Self {
+        Self::with_capacity(32)
+    }
+
     /// A table for `capacity` sessions without growing.
     pub fn with_capacity(capacity: usize) -> Self {
         let n = (capacity.max(8) * 2).next_power_of_two();

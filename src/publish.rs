@@ -34,7 +34,7 @@ pub fn check_writable(
 /// counters or sessions.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
-use crate::counters;
+use crate::counters::Counters;
 use crate::metrics::{Figures, Metrics};
 use crate::notify::Notifier;
 use crate::pidfile::Pidfile;
@@ -48,16 +48,17 @@ pub struct Publication {
     status: Status,
     notifier: Notifier,
     next_watchdog: Option<Instant>,
-    /// [`counters::changes`] when the status file was last written, and when.
+    /// [`Counters::changes`] when the status file was last written, and when.
     status_seen: (u64, Instant),
     metrics: Metrics,
-    /// [`counters::changes`] when the metrics were last looked at.
+    /// [`Counters::changes`] when the metrics were last looked at.
     metrics_seen: u64,
 }
 
 impl Publication {
     /// Publication through `pidfile` (already locked) and `status_path`.
     pub fn new(pidfile: Option<Pidfile>, status_path: PathBuf, status: Status) -> Self {
+        let seen = status.counters.changes();
         let notifier = Notifier::from_env();
         Publication {
             next_watchdog: notifier.watchdog_interval().map(|d| Instant::now() + d),
@@ -65,9 +66,9 @@ impl Publication {
             status_path,
             status,
             notifier,
-            status_seen: (counters::changes(), Instant::now()),
+            status_seen: (seen, Instant::now()),
             metrics: Metrics::new(None),
-            metrics_seen: counters::changes(),
+            metrics_seen: seen,
         }
     }
 
@@ -79,8 +80,8 @@ impl Publication {
     /// Writes the status file now (at a fresh start, after the privilege
     /// drop): a status file this daemon cannot write is an error at start,
     /// not a reload that later looks failed.
-    pub fn probe(&mut self) -> crate::error::Result<()> {
-        self.status.counters = counters::snapshot();
+    pub fn probe(&mut self, counters: &Counters) -> crate::error::Result<()> {
+        self.status.counters = *counters;
         self.status
             .write(&self.status_path)
             .map_err(|e| crate::error::Error::Publish {
@@ -115,11 +116,11 @@ impl Publication {
 
     /// Serving on `listeners` (as `-s status` lists them): the status
     /// file and metrics, then `READY=1`.
-    pub fn serving(&mut self, listeners: Vec<String>, sessions: usize) {
+    pub fn serving(&mut self, listeners: Vec<String>, sessions: usize, counters: &Counters) {
         self.status.sessions = sessions;
-        self.write(listeners);
-        self.write_metrics(Instant::now(), sessions);
-        self.notifier.ready(&self.headline(sessions));
+        self.write(listeners, counters);
+        self.write_metrics(Instant::now(), sessions, counters);
+        self.notifier.ready(&self.headline(sessions, counters));
     }
 
     /// A SIGHUP was read: counted before the attempt, so `-s reload` sees
@@ -135,14 +136,20 @@ impl Publication {
     }
 
     /// The reload was refused: the old image serves on.
-    pub fn rejected(&mut self, reason: &str, listeners: Vec<String>, sessions: usize) {
+    pub fn rejected(
+        &mut self,
+        reason: &str,
+        listeners: Vec<String>,
+        sessions: usize,
+        counters: &Counters,
+    ) {
         self.status.result = ReloadResult::Rejected(reason.to_string());
         self.status.sessions = sessions;
-        self.write(listeners);
+        self.write(listeners, counters);
         self.notifier.send(&format!(
             "READY=1\nSTATUS=reload rejected: {}; {}",
             reason.replace('\n', " "),
-            self.headline(sessions)
+            self.headline(sessions, counters)
         ));
     }
 
@@ -160,8 +167,8 @@ impl Publication {
 
     /// Stopped: the metrics file's last figures (it stays, as node_exporter's
     /// textfile collector expects).
-    pub fn stopped(&mut self) {
-        self.write_metrics(Instant::now(), 0);
+    pub fn stopped(&mut self, counters: &Counters) {
+        self.write_metrics(Instant::now(), 0, counters);
     }
 
     /// Stopping: `STOPPING=1`, and the pidfile and status file go.
@@ -175,8 +182,8 @@ impl Publication {
 
     /// When the next publication is owed: the watchdog, or a rewrite of the
     /// status or metrics file for changed counters.
-    pub fn deadline(&self) -> Option<Instant> {
-        let now = counters::changes();
+    pub fn deadline(&self, counters: &Counters) -> Option<Instant> {
+        let now = counters.changes();
         let status = (now != self.status_seen.0).then(|| self.status_seen.1 + STATUS_INTERVAL);
         let metrics = (now != self.metrics_seen)
             .then(|| self.metrics.next_allowed())
@@ -189,17 +196,17 @@ impl Publication {
 
     /// Pets the watchdog, and rewrites the status and metrics files for
     /// changed counters, each when it is due; `sessions` are the live ones.
-    pub fn tick(&mut self, now: Instant, sessions: usize) {
+    pub fn tick(&mut self, now: Instant, sessions: usize, counters: &Counters) {
         if let (Some(next), Some(every)) = (self.next_watchdog, self.notifier.watchdog_interval())
             && now >= next
         {
             self.notifier.watchdog();
             self.next_watchdog = Some(now + every);
         }
-        let changes = counters::changes();
+        let changes = counters.changes();
         if changes != self.status_seen.0 && now >= self.status_seen.1 + STATUS_INTERVAL {
             self.status.sessions = sessions;
-            self.status.counters = counters::snapshot();
+            self.status.counters = *counters;
             if let Err(e) = self.status.write(&self.status_path) {
                 log::warn!(
                     "cannot write status file {}: {e}",
@@ -208,17 +215,17 @@ impl Publication {
             }
             self.status_seen = (changes, now);
             self.notifier
-                .send(&format!("STATUS={}", self.headline(sessions)));
+                .send(&format!("STATUS={}", self.headline(sessions, counters)));
         }
         if changes != self.metrics_seen && self.metrics.next_allowed().is_some_and(|t| now >= t) {
-            self.write_metrics(now, sessions);
+            self.write_metrics(now, sessions, counters);
         }
     }
 
-    fn write_metrics(&mut self, now: Instant, sessions: usize) {
-        self.metrics_seen = counters::changes();
+    fn write_metrics(&mut self, now: Instant, sessions: usize, counters: &Counters) {
+        self.metrics_seen = counters.changes();
         let f = Figures {
-            counters: counters::snapshot(),
+            counters: *counters,
             live: sessions,
             generation: self.status.generation,
             started: self.status.started,
@@ -237,9 +244,8 @@ impl Publication {
     }
 
     /// systemd's `STATUS=`: what serves, and the headline counters.
-    fn headline(&self, sessions: usize) -> String {
-        use counters::Counter as C;
-        let c = counters::snapshot();
+    fn headline(&self, sessions: usize, c: &Counters) -> String {
+        use crate::counters::Counter as C;
         format!(
             "serving {} listener(s), generation {}, {} session(s); {} served, {} refused, {} \
              ended in error",
@@ -252,10 +258,10 @@ impl Publication {
         )
     }
 
-    fn write(&mut self, listeners: Vec<String>) {
+    fn write(&mut self, listeners: Vec<String>, counters: &Counters) {
         self.status.listeners = listeners;
-        self.status.counters = counters::snapshot();
-        self.status_seen = (counters::changes(), Instant::now());
+        self.status.counters = *counters;
+        self.status_seen = (counters.changes(), Instant::now());
         if let Err(e) = self.status.write(&self.status_path) {
             log::warn!(
                 "cannot write status file {}: {e}",

@@ -26,6 +26,13 @@
 //! out so that recording a child writes one slot) and the per-source counts
 //! are a hash map, so the accept path's count and the reaper's removal cost
 //! the same with ten thousand live sessions as with ten.
+//!
+//! Every page the parent writes between two forks is a copy-on-write fault,
+//! once per session, so the per-source counts are kept only when
+//! `max_per_source` can bind (it is below the number of slots), and a
+//! source whose count falls to zero keeps its entry ([`PerSource`]): a
+//! client that comes and goes then rewrites one count instead of inserting
+//! and removing an entry (two more pages).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -85,11 +92,56 @@ pub struct Reaped {
     pub how: Ended,
 }
 
+/// Entries at zero kept in [`PerSource`] before they are dropped together.
+const ZEROS_KEPT: usize = 1024;
+
+/// Live sessions per source.
+#[derive(Debug, Default)]
+struct PerSource {
+    counts: HashMap<Source, u32>,
+    /// Entries at zero, dropped together past [`ZEROS_KEPT`].
+    zeros: usize,
+}
+
+impl PerSource {
+    fn get(&self, source: &Source) -> u32 {
+        self.counts.get(source).copied().unwrap_or(0)
+    }
+
+    fn up(&mut self, source: Source) {
+        match self.counts.get_mut(&source) {
+            Some(n) => {
+                if *n == 0 {
+                    self.zeros -= 1;
+                }
+                *n += 1;
+            }
+            None => {
+                self.counts.insert(source, 1);
+            }
+        }
+    }
+
+    fn down(&mut self, source: &Source) {
+        if let Some(n) = self.counts.get_mut(source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.zeros += 1;
+                if self.zeros > ZEROS_KEPT {
+                    self.counts.retain(|_, n| *n > 0);
+                    self.zeros = 0;
+                }
+            }
+        }
+    }
+}
+
 /// The live children and the reaping of them.
 #[derive(Debug)]
 pub struct Reaper {
     table: PidTable,
-    per_source: HashMap<Source, u32>,
+    /// None when `max_per_source` cannot bind.
+    per_source: Option<PerSource>,
     /// Slots: from this many live sessions on a full pass is not deferred.
     capacity: usize,
     exits: ExitPipe,
@@ -100,11 +152,12 @@ pub struct Reaper {
 }
 
 impl Reaper {
-    /// An empty table for up to `capacity` sessions, with its exit pipe.
-    pub fn new(capacity: usize) -> nix::Result<Self> {
+    /// An empty table for up to `capacity` sessions, with its exit pipe,
+    /// counting sessions per source if `max_per_source` is below `capacity`.
+    pub fn new(capacity: usize, max_per_source: u32) -> nix::Result<Self> {
         Ok(Reaper {
-            table: PidTable::with_capacity(capacity.min(1 << 20)),
-            per_source: HashMap::with_capacity(capacity.min(1 << 16)),
+            table: PidTable::new(),
+            per_source: ((max_per_source as usize) < capacity).then(PerSource::default),
             capacity,
             exits: ExitPipe::new()?,
             exiting: Vec::with_capacity(64),
@@ -132,7 +185,10 @@ impl Reaper {
     /// may already be connecting again.
     #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn count(&self, source: &Source) -> u32 {
-        let live = self.per_source.get(source).copied().unwrap_or(0);
+        let Some(per_source) = &self.per_source else {
+            return 0;
+        };
+        let live = per_source.get(source);
         if live == 0 || self.exiting.is_empty() {
             return live;
         }
@@ -148,26 +204,22 @@ impl Reaper {
     /// it until we have reaped it, and reaping removes it.
     #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn insert(&mut self, pid: i32, child: Child) {
-        if let Some(old) = self.table.insert(pid, child) {
-            self.uncount(&old.source);
+        let old = self.table.insert(pid, child);
+        if let Some(counts) = &mut self.per_source {
+            if let Some(old) = old {
+                counts.down(&old.source);
+            }
+            counts.up(child.source);
         }
-        *self.per_source.entry(child.source).or_insert(0) += 1;
     }
 
     #[unsafe(link_section = ".text.hot.hostinfod")]
     fn remove(&mut self, pid: i32) -> Option<Child> {
         let child = self.table.remove(pid)?;
-        self.uncount(&child.source);
-        Some(child)
-    }
-
-    fn uncount(&mut self, source: &Source) {
-        if let Some(n) = self.per_source.get_mut(source) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_source.remove(source);
-            }
+        if let Some(counts) = &mut self.per_source {
+            counts.down(&child.source);
         }
+        Some(child)
     }
 
     /// The live PIDs and their sessions.
@@ -435,7 +487,7 @@ mod tests {
 
     #[test]
     fn the_full_pass_waits_longer_with_thousands_live() {
-        let mut r = Reaper::new(1 << 20).expect("reaper");
+        let mut r = Reaper::new(1 << 20, 1).expect("reaper");
         assert_eq!(r.scan_interval(), SCAN_INTERVAL);
         // Table entries only: no process is waited for here.
         for pid in 0..5000 {
@@ -450,7 +502,7 @@ mod tests {
 
     #[test]
     fn counts_follow_pids() {
-        let mut r = Reaper::new(8).expect("reaper");
+        let mut r = Reaper::new(8, 1).expect("reaper");
         r.insert(100, child("10.0.0.1"));
         r.insert(101, child("10.0.0.1"));
         r.insert(102, child("10.0.0.2"));
@@ -462,16 +514,42 @@ mod tests {
         assert_eq!(r.count(&ip("10.0.0.1")), 1);
         r.forget(100);
         assert_eq!(r.count(&ip("10.0.0.1")), 1);
-        assert!(r.per_source.len() == 2);
         r.forget(101);
         assert_eq!(r.count(&ip("10.0.0.1")), 0);
-        assert!(!r.per_source.contains_key(&ip("10.0.0.1")));
+        r.insert(103, child("10.0.0.1"));
+        assert_eq!(r.count(&ip("10.0.0.1")), 1, "counted again from zero");
+    }
+
+    #[test]
+    fn sources_at_zero_are_kept_and_then_dropped_together() {
+        let mut r = Reaper::new(1 << 16, 1).expect("reaper");
+        let per = |r: &Reaper| r.per_source.as_ref().expect("counted").counts.len();
+        for i in 0..ZEROS_KEPT as i32 {
+            let src = format!("10.1.{}.{}", i / 256, i % 256);
+            r.insert(10_000 + i, child(&src));
+            r.forget(10_000 + i);
+        }
+        assert_eq!(per(&r), ZEROS_KEPT, "entries at zero are kept");
+        r.insert(1, child("10.0.0.9"));
+        r.insert(2, child("10.0.0.10"));
+        r.forget(2);
+        assert_eq!(per(&r), 1, "past the bound, only live sources stay");
+        assert_eq!(r.count(&ip("10.0.0.9")), 1);
+    }
+
+    #[test]
+    fn a_limit_that_cannot_bind_is_not_counted() {
+        let mut r = Reaper::new(8, 8).expect("reaper");
+        r.insert(100, child("10.0.0.1"));
+        assert!(r.per_source.is_none());
+        assert_eq!(r.count(&ip("10.0.0.1")), 0);
+        assert_eq!(r.len(), 1);
     }
 
     #[test]
     fn strangers_are_not_adopted() {
         let _children = crate::children_lock();
-        let mut r = Reaper::new(8).expect("reaper");
+        let mut r = Reaper::new(8, 1).expect("reaper");
         let mine = spawn(r.announce_fd(), false);
         r.adopt([(mine, child("10.0.0.1")), (1, child("10.0.0.2"))]);
         assert_eq!(r.len(), 1);
@@ -482,7 +560,7 @@ mod tests {
     #[test]
     fn announced_and_silent_children_are_both_reaped() {
         let _children = crate::children_lock();
-        let mut r = Reaper::new(8).expect("reaper");
+        let mut r = Reaper::new(8, 1).expect("reaper");
         let loud = spawn(r.announce_fd(), true);
         let quiet = spawn(r.announce_fd(), false);
         r.insert(loud, child("10.0.0.1"));
@@ -501,7 +579,7 @@ mod tests {
     #[test]
     fn a_full_table_is_scanned_at_once() {
         let _children = crate::children_lock();
-        let mut r = Reaper::new(1).expect("reaper");
+        let mut r = Reaper::new(1, 0).expect("reaper");
         let quiet = spawn(r.announce_fd(), false);
         r.insert(quiet, child("10.0.0.1"));
         std::thread::sleep(Duration::from_millis(200));
@@ -513,7 +591,7 @@ mod tests {
     #[test]
     fn an_announced_child_does_not_count_against_its_source() {
         let _children = crate::children_lock();
-        let mut r = Reaper::new(8).expect("reaper");
+        let mut r = Reaper::new(8, 1).expect("reaper");
         r.insert(4_000_000, child("10.0.0.1"));
         r.insert(4_000_001, child("10.0.0.1"));
         announce(r.announce_fd(), 4_000_000);

@@ -13,6 +13,7 @@ use nix::libc;
 use nix::unistd::{ForkResult, fork};
 
 use crate::admission::{Refusal, Verdict};
+use crate::counters::Counter;
 use crate::peer::{self, Peer, PeerPid, Source};
 use crate::reaper::{Child, monotonic_us};
 use crate::session;
@@ -73,10 +74,11 @@ impl Server {
             let Some(peer) = peer::of(&ss, tcp, &client) else {
                 continue;
             };
-            match self.admission.decide(&peer, &mut self.reaper, log_exit) {
+            let ended = |r| log_exit(r, &mut self.counters);
+            match self.admission.decide(&peer, &mut self.reaper, ended) {
                 Verdict::Admit(source) => self.spawn(client, idx, tcp, peer, source),
                 Verdict::Refuse(why) => {
-                    crate::counters::count_refusal(&why);
+                    self.counters.count_refusal(&why);
                     self.admission.refused(&why, &peer);
                     why.tell(&client, tcp);
                 }
@@ -92,13 +94,13 @@ impl Server {
             Ok(ForkResult::Child) => self.child(client, idx, tcp, peer),
             Ok(ForkResult::Parent { child }) => {
                 let started_us = monotonic_us();
-                crate::counters::count(crate::counters::Counter::Sessions);
+                self.counters.bump(Counter::Sessions);
                 self.reaper
                     .insert(child.as_raw(), Child { source, started_us });
                 drop(client);
             }
             Err(e) => {
-                crate::counters::count(crate::counters::Counter::ForkFailures);
+                self.counters.bump(Counter::ForkFailures);
                 log::error!("fork for {}: {e}; backing off", peer.source);
                 Refusal::NoFork.tell(&client, tcp);
                 self.admission.back_off();

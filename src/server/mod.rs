@@ -33,7 +33,7 @@ use nix::libc;
 
 use crate::admission::Admission;
 use crate::config::{Config, Env};
-use crate::counters;
+use crate::counters::{Counter, Counters};
 use crate::error::Result;
 use crate::fifo::Fifos;
 use crate::listen::Listener;
@@ -84,6 +84,7 @@ pub struct Server {
     publication: Publication,
     template: Template,
     fifos: Fifos,
+    counters: Counters,
 }
 
 impl Server {
@@ -124,17 +125,19 @@ impl Server {
                 self.admission.back_off();
             }
             let now = Instant::now();
-            self.publication.tick(now, self.reaper.len());
+            self.publication
+                .tick(now, self.reaper.len(), &self.counters);
             self.admission.tick(now);
             if self.fifos.next_due().is_some_and(|t| now >= t) {
                 let fds = self.parent_fds();
                 self.fifos.start_due(&fds);
             }
-            self.reaper.tick(now, log_exit);
+            self.reaper.tick(now, |r| log_exit(r, &mut self.counters));
             if n > 0 && fds[0].revents != 0 {
                 let got = self.signals.drain();
                 if got.child {
-                    self.reaper.on_sigchld(got.exited, log_exit);
+                    self.reaper
+                        .on_sigchld(got.exited, |r| log_exit(r, &mut self.counters));
                     self.fifos.on_sigchld();
                 }
                 if got.terminate {
@@ -160,7 +163,7 @@ impl Server {
         let deadline = [
             self.reaper.deadline(),
             self.admission.deadline(),
-            self.publication.deadline(),
+            self.publication.deadline(&self.counters),
             self.fifos.next_due(),
         ]
         .into_iter()
@@ -207,7 +210,7 @@ impl Server {
 /// session ended is its exit status (see [`crate::session::End`]); a child
 /// killed by a signal ended in error.
 #[unsafe(link_section = ".text.hot.hostinfod")]
-fn log_exit(r: Reaped) {
+fn log_exit(r: Reaped, counters: &mut Counters) {
     let Some(c) = r.child else {
         log::info!("EXIT: pid={} {} (not a session)", r.pid, r.how);
         return;
@@ -216,7 +219,7 @@ fn log_exit(r: Reaped) {
         Ended::Exited(code) => End::from_exit_code(code),
         Ended::Signaled(_) => End::Error,
     };
-    counters::count(counters::Counter::of_end(end));
+    counters.bump(Counter::of_end(end));
     if log::log_enabled!(log::Level::Info) {
         let ms = monotonic_us().saturating_sub(c.started_us) as f64 / 1000.0;
         log::info!(

@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
+use crate::counters::Counter;
 use crate::handover::{HandedListener, Handover};
 use crate::listen::{self, Listener};
 use crate::reaper::monotonic_us;
@@ -37,14 +38,14 @@ impl Server {
             Ok(plan) => self.exec(plan),
             Err(reason) => reason,
         };
-        crate::counters::count(crate::counters::Counter::ReloadsRejected);
+        self.counters.bump(Counter::ReloadsRejected);
         log::error!(
             "reload rejected, still serving generation {}: {reason}",
             self.publication.status().generation
         );
         let endpoints = self.endpoints();
         self.publication
-            .rejected(&reason, endpoints, self.reaper.len());
+            .rejected(&reason, endpoints, self.reaper.len(), &self.counters);
     }
 
     fn plan(&mut self, hup_at_us: u64) -> Result<Plan, String> {
@@ -131,8 +132,8 @@ impl Server {
             leftovers,
             counters: {
                 // Counted by the next image, which is the reload that worked.
-                let mut c = crate::counters::snapshot();
-                c.bump(crate::counters::Counter::Reloads);
+                let mut c = self.counters;
+                c.bump(Counter::Reloads);
                 c
             },
         };

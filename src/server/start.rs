@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::admission::Admission;
 use crate::config::{self, Config, Env};
+use crate::counters::Counters;
 use crate::daemon::Readiness;
 use crate::error::{Error, Result};
 use crate::fifo::Fifos;
@@ -149,12 +150,12 @@ impl Server {
         };
         let status_path = cfg.status_file(&env);
         let mut publication = Publication::new(pidfile, status_path, status);
-        if let Err(e) = publication.probe() {
+        if let Err(e) = publication.probe(&Counters::default()) {
             listen::remove_socket_files(&listeners);
             publication.abandon();
             return Err(e);
         }
-        let reaper = Reaper::new(cfg.limits.max_children as usize)
+        let reaper = Reaper::new(cfg.limits.max_children as usize, cfg.limits.max_per_source)
             .map_err(|e| Error::sys("exit pipe", e))?;
         log::info!(
             "hostinfod {} started (pid {})",
@@ -170,6 +171,7 @@ impl Server {
             reaper,
             publication,
             fifos,
+            counters: Counters::default(),
         }))
     }
 
@@ -193,14 +195,14 @@ impl Server {
             None
         };
         let fifos = Fifos::prepare(&cfg)?;
-        let mut reaper = Reaper::new(cfg.limits.max_children as usize)
+        let mut reaper = Reaper::new(cfg.limits.max_children as usize, cfg.limits.max_per_source)
             .map_err(|e| Error::sys("exit pipe", e))?;
         reaper.adopt(h.children.iter().copied());
-        crate::counters::restore(&h.counters);
+        let mut counters = h.counters;
         // SIGCHLDs that arrived while the exec ran were collapsed into at
         // most one pending signal, and the old exit pipe is gone: one full
         // pass now rather than waiting for the next signal.
-        reaper.reap_all(log_exit);
+        reaper.reap_all(|r| log_exit(r, &mut counters));
         let reload_ms = monotonic_us().saturating_sub(h.hup_at_us) as f64 / 1000.0;
         let status = Status {
             pid: std::process::id(),
@@ -212,7 +214,7 @@ impl Server {
             last_reload_ms: Some(reload_ms),
             listeners: Vec::new(),
             sessions: 0,
-            counters: Default::default(),
+            counters,
         };
         let status_path = cfg.status_file(&env);
         let publication = Publication::new(pidfile, status_path, status);
@@ -245,6 +247,7 @@ impl Server {
             reaper,
             publication,
             fifos,
+            counters,
         }))
     }
 }
@@ -259,6 +262,7 @@ struct Parts {
     reaper: Reaper,
     publication: Publication,
     fifos: Fifos,
+    counters: Counters,
 }
 
 /// The part both starts share: assemble, publish, rehearse.
@@ -272,6 +276,7 @@ fn finish(parts: Parts) -> Server {
         reaper,
         publication,
         fifos,
+        counters,
     } = parts;
     if listeners.is_empty() {
         log::warn!("no listening address configured: serving nobody");
@@ -295,6 +300,7 @@ fn finish(parts: Parts) -> Server {
         reaper,
         publication,
         fifos,
+        counters,
     };
     server
         .publication
@@ -302,7 +308,9 @@ fn finish(parts: Parts) -> Server {
     let fds = server.parent_fds();
     server.fifos.start_due(&fds);
     let endpoints = server.endpoints();
-    server.publication.serving(endpoints, server.reaper.len());
+    server
+        .publication
+        .serving(endpoints, server.reaper.len(), &server.counters);
     // Last before serving (see crate::template).
     server.template.rehearse(&server.cfg);
     server

@@ -28,7 +28,7 @@ impl Server {
         }
         let deadline = Instant::now() + Duration::from_secs(self.cfg.limits.shutdown_grace_secs);
         loop {
-            self.reaper.reap_all(log_exit);
+            self.reaper.reap_all(|r| log_exit(r, &mut self.counters));
             if self.reaper.is_empty() {
                 break;
             }
@@ -41,7 +41,10 @@ impl Server {
                 }
                 // Bounded: SIGKILL cannot be caught, so each waitpid returns.
                 for pid in pids {
-                    if !self.reaper.wait_pid(pid, log_exit) {
+                    if !self
+                        .reaper
+                        .wait_pid(pid, |r| log_exit(r, &mut self.counters))
+                    {
                         self.reaper.forget(pid);
                     }
                 }
@@ -56,7 +59,7 @@ impl Server {
             unsafe { libc::poll(pfd.as_mut_ptr(), 1, left.as_millis().clamp(1, 1000) as i32) };
             let _ = self.signals.drain();
         }
-        self.publication.stopped();
+        self.publication.stopped(&self.counters);
         log::info!("stopped");
         Ok(())
     }
