@@ -30,7 +30,7 @@
 //! Every page the parent writes between two forks is a copy-on-write fault,
 //! once per session, so the per-source counts are kept only when
 //! `max_per_source` can bind (it is below the number of slots), and a
-//! source whose count falls to zero keeps its entry ([`PerSource`]): a
+//! source whose count falls to zero keeps its entry (`PerSource`): a
 //! client that comes and goes then rewrites one count instead of inserting
 //! and removing an entry (two more pages).
 
