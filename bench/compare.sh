@@ -14,6 +14,8 @@
 #   BENCH_NO_INSTALL=1    never apt-get install the peers
 #   BENCH_STRACE=1        also count syscalls per session (strace -c -f)
 #   BENCH_NO_STATIC_FLOOR=1  skip floor-static (the floor linked -static-pie)
+#   BENCH_NO_SCALE=1      skip the scale tables (bench/scale.sh, run at the end
+#                         with its own BENCH_SCALE_*/BENCH_MEM_IDLE/BENCH_CMDS)
 #   HOSTINFOD=PATH        the hostinfod binary (default: TARGET_DIR/HOST/release/hostinfod,
 #                         HOST the host tuple: .cargo/config.toml builds for it)
 #   CARGO_TARGET_DIR      honoured for the build and for finding the binaries
@@ -729,4 +731,17 @@ say
 say "- load average: at start $(cut -d' ' -f1-3 <<<"$LOAD_START"), after the matrix $LOAD_MATRIX, at end $(cut -d' ' -f1-3 /proc/loadavg)" \
 	"(1/5/15 min; the benchmark's own clients and servers raise it during the run, so the start value and \`top\` tell whether something else was running)"
 [[ -n $HOSTINFOD_NOTE ]] && say "- note: $HOSTINFOD_NOTE"
+
+# Scale: sessions/s with 0, 1,000 and 10,000 idle sessions held, the memory
+# an idle session costs, sessions/s per command. bench/scale.sh measures
+# them (it runs alone too), here on the same hostinfod binary, after the
+# servers above have stopped.
+if [[ -z ${BENCH_NO_SCALE:-} ]]; then
+	for p in "${STARTED[@]}"; do
+		[[ -n $p ]] && stop_pid "$p" 7
+	done
+	STARTED=()
+	say
+	BENCH_NO_BUILD=1 HOSTINFOD=$HOSTINFOD "$ROOT/bench/scale.sh" || note "bench/scale.sh failed (exit $?)"
+fi
 exit 0
