@@ -62,6 +62,7 @@ pub mod inetd;
 pub mod listen;
 pub mod memory;
 pub mod metrics;
+pub mod parentonly;
 pub mod peer;
 pub mod pidtable;
 pub mod publish;

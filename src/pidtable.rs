@@ -8,11 +8,12 @@
 //! writes a control byte and a bucket in two places (measured: 3 more
 //! faults per session in the parent). Lookups cost the same with ten
 //! thousand live sessions as with ten; the array has at least twice as many
-//! slots as sessions, and grows (doubling) only as sessions do: memory the
-//! parent has touched is copied into every fork's page tables, so a table
-//! sized for `max_children` up front would cost each session for slots it
-//! never uses.
+//! slots as sessions, and grows (doubling) only as sessions do. The slots
+//! live in memory no child inherits ([`crate::parentonly`]): fork copies
+//! none of their page-table entries however large the table, and writing a
+//! slot is never a copy-on-write fault.
 
+use crate::parentonly::ParentOnly;
 use crate::reaper::Child;
 
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +26,7 @@ struct Slot {
 /// PID → session, in an array of slots.
 #[derive(Debug)]
 pub struct PidTable {
-    slots: Vec<Slot>,
+    slots: ParentOnly<Slot>,
     len: usize,
 }
 
@@ -53,7 +54,7 @@ impl PidTable {
     pub fn with_capacity(capacity: usize) -> Self {
         let n = (capacity.max(8) * 2).next_power_of_two();
         PidTable {
-            slots: vec![EMPTY; n],
+            slots: ParentOnly::new(n, EMPTY),
             len: 0,
         }
     }
@@ -154,10 +155,10 @@ impl PidTable {
     }
 
     fn grow(&mut self) {
-        let bigger = vec![EMPTY; self.slots.len() * 2];
+        let bigger = ParentOnly::new(self.slots.len() * 2, EMPTY);
         let old = std::mem::replace(&mut self.slots, bigger);
         self.len = 0;
-        for s in old.into_iter().filter(|s| s.pid != 0) {
+        for s in old.iter().filter(|s| s.pid != 0) {
             self.insert(s.pid, s.child);
         }
     }

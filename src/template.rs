@@ -15,6 +15,10 @@
 //!   and formatted text goes into fixed stack buffers
 //!   ([`crate::text::Fixed`]);
 //! - the parent's poll set lives on the stack, which is written anyway;
+//! - what only the parent reads and writes on the session path (the table
+//!   of live sessions) lives in memory no child inherits
+//!   ([`crate::parentonly`]), and what it counts lives in the `Server`,
+//!   on pages the loop writes anyway;
 //! - what a command reads from files that rarely change is read here, once
 //!   per image (so at every reload, which is an exec): the fortune index
 //!   ([`crate::commands::fortunes`]) and the motd
