@@ -54,6 +54,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Writes the refusal's line to the client.
+    #[inline(never)] // out of the poll loop's frame (see crate::server)
     pub fn tell(&self, client: &OwnedFd, tcp: bool) {
         match self {
             Refusal::Access => send_line(client, tcp, format_args!("Access denied.")),
@@ -159,6 +160,7 @@ impl Admission {
 
     /// Logs a refusal, quietly: the first of a burst at once, the rest as a
     /// count at most every [`LOG_EVERY`].
+    #[inline(never)] // out of the poll loop's frame (see crate::server)
     pub fn refused(&mut self, why: &Refusal, peer: &Peer) {
         if self.quiet.note(Instant::now()) {
             log::info!("REFUSED: {} ({})", peer, why.what());

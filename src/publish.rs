@@ -196,6 +196,8 @@ impl Publication {
 
     /// Pets the watchdog, and rewrites the status and metrics files for
     /// changed counters, each when it is due; `sessions` are the live ones.
+    #[inline(never)] // out of the poll loop's frame (see crate::server)
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn tick(&mut self, now: Instant, sessions: usize, counters: &Counters) {
         if let (Some(next), Some(every)) = (self.next_watchdog, self.notifier.watchdog_interval())
             && now >= next

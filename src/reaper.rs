@@ -313,6 +313,7 @@ impl Reaper {
     /// way round, every session that had ended since the last SIGCHLD was
     /// read cost a walk, and the rate with 10,000 idle sessions fell to a
     /// tenth.)
+    #[inline(never)] // out of the poll loop's frame (see crate::server)
     #[unsafe(link_section = ".text.hot.hostinfod")]
     pub fn reap_all(&mut self, mut ended: impl FnMut(Reaped)) -> usize {
         self.scan_due = None;

@@ -154,6 +154,8 @@ impl Server {
         crate::daemon::exit_now(end.exit_code())
     }
 
+    #[cold]
+    #[inline(never)] // out of the poll loop's frame (see Server::serve)
     fn fd_exhausted(&mut self, lfd: RawFd, e: Errno) {
         if self.admission.fds_exhausted() {
             log::warn!("accept: {e}; shedding pending connections until fds free up");

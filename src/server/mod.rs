@@ -17,6 +17,14 @@
 //! a multi-threaded process is unsafe. It waits in one `poll` over the
 //! signalfd and the listeners — only the signalfd while admission is not
 //! accepting — and reads signals as data.
+//!
+//! The loop's stack frame, with everything inlined into it, is written on
+//! every turn, and each of its pages written after a fork is a
+//! copy-on-write fault (and a page an idle child then keeps to itself). So
+//! the paths that run rarely or do much (reload, stop, the status and
+//! metrics refresh, refusals, the full reaping pass, fd exhaustion) are
+//! `#[inline(never)]`: their locals live in frames of their own, below the
+//! loop's, only when they run.
 
 mod accept;
 mod reload;

@@ -30,6 +30,8 @@ struct Plan {
 
 impl Server {
     /// Reloads; returns only if the reload was rejected.
+    #[cold]
+    #[inline(never)] // out of the poll loop's frame (see Server::serve)
     pub(super) fn reload(&mut self) {
         let hup_at = monotonic_us();
         self.publication.reload_started();

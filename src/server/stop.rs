@@ -15,6 +15,8 @@ impl Server {
     /// Closes the listeners, removes the runtime files, sends each session
     /// SIGTERM (its child says `Server shutting down.`), SIGKILLs what is
     /// left after `shutdown_grace_secs`, and returns.
+    #[cold]
+    #[inline(never)] // out of the poll loop's frame (see Server::serve)
     pub(super) fn shutdown(&mut self) -> Result<()> {
         log::info!("stopping: {} session(s) to end", self.reaper.len());
         listen::remove_socket_files(&self.listeners);
