@@ -419,7 +419,15 @@ pub fn serve(
     let mut framer = std::mem::ManuallyDrop::new(Framer::with_buffer(max_line, bufs.line));
     let mut out = std::mem::ManuallyDrop::new(bufs.out);
     out.clear();
-    out.extend_from_slice(if tcp { ctx.hello_tcp } else { ctx.hello_unix });
+    // The greeting goes from the template's bytes, not through `out`: a
+    // session that never sends a command then never writes the buffer's
+    // page (each page a child writes becomes its own copy, and an idle
+    // session holds it for as long as it lasts).
+    let hello = if tcp { ctx.hello_tcp } else { ctx.hello_unix };
+    match io.write_some(hello) {
+        Ok(n) => out.extend_from_slice(&hello[n..]),
+        Err(end) => return end,
+    }
     // Bytes of `out` already written.
     let mut sent = 0;
     // Small and left uninitialised on purpose (see crate::fdio): every stack
