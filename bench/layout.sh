@@ -11,6 +11,9 @@
 #     -z keep-text-section-prefix: another linker, RUSTFLAGS, HOSTINFOD_NO_CODE_LAYOUT);
 #   - a function of src/ that carries #[link_section = ".text.hot.hostinfod"]
 #     has a symbol outside .text.hot, or none of them has a symbol at all;
+#   - the C library's variables of the list lie in more than three pages, or
+#     the poll loop's frame (Server::serve) is over 2 KiB (something heavy
+#     was inlined into it again; src/server/mod.rs says why it matters);
 #   - a name of bench/hot-symbols.txt is not in BINARY's symbol table: the
 #     names are mangled, and Rust's change with the compiler and with the
 #     versions of the crates, glibc's with glibc. The list is then stale, and
@@ -19,7 +22,7 @@
 # demangled name once the hashes are left out (the same function of the new
 # compiler or crate version), drops the names with no such symbol and reports
 # both; then rebuild (`cargo build --release`) so that the new list is used,
-# and commit it. Needs binutils (readelf, nm, c++filt).
+# and commit it. Needs binutils (readelf, nm, c++filt, objdump).
 set -euo pipefail
 export LC_ALL=C
 
@@ -36,7 +39,7 @@ if [[ -z $BIN ]]; then
 	BIN=${tdir:-$ROOT/target}/$(rustc --print host-tuple)/release/hostinfod
 fi
 [[ -f $BIN ]] || die "no $BIN: build it first (cargo build --release)"
-for tool in readelf nm c++filt; do
+for tool in readelf nm c++filt objdump; do
 	command -v "$tool" >/dev/null || die "$tool not found (install binutils)"
 done
 
@@ -177,8 +180,43 @@ if [[ -s $TMP/stale ]]; then
 	fail=1
 fi
 
+# The C library's variables of the list (a forked child writes them) lead
+# .data and .bss: a page of each, three when one group straddles a page
+# boundary (unordered, they are spread over five).
+nm --defined-only "$BIN" | awk '$2 ~ /^[dDbB]$/ {print $3 "\t" $1}' | sort -k1,1 >"$TMP/vars"
+listed | sort -u | join -t $'\t' - "$TMP/vars" >"$TMP/listed-vars" || true
+vpages=$(awk -F'\t' '{print substr($2, 1, length($2) - 3)}' "$TMP/listed-vars" | sort -u | wc -l)
+if [[ ! -s $TMP/listed-vars ]]; then
+	echo "FAIL: no variable of bench/hot-symbols.txt is in $BIN (.data and .bss are no longer ordered)"
+	fail=1
+elif ((vpages > 3)); then
+	echo "FAIL: the $(wc -l <"$TMP/listed-vars") listed variables lie in $vpages pages, not at most 3 (.data and .bss are no longer ordered):"
+	sed 's/^/  /' "$TMP/listed-vars"
+	fail=1
+fi
+
+# The poll loop's stack frame: the rare paths keep out of it (src/server/mod.rs
+# says why), so that a fork costs the parent few stack pages. It fails here
+# when something heavy is inlined into it again.
+FRAME_MAX=2048
+serve=$(awk -F'\t' '$2 == "hostinfod::server::Server::serve" {print $1; exit}' "$TMP/symbols")
+frame=""
+if [[ -n $serve ]] && command -v objdump >/dev/null; then
+	frame=$(objdump -d --no-show-raw-insn --disassemble="$serve" "$BIN" |
+		grep -m1 -oE 'sub +\$0x[0-9a-f]+,%rsp' | grep -oE '0x[0-9a-f]+' || true)
+fi
+if [[ -z $frame ]]; then
+	echo "FAIL: cannot read the stack frame of hostinfod::server::Server::serve in $BIN (objdump, or the symbol is gone)"
+	fail=1
+elif ((frame > FRAME_MAX)); then
+	echo "FAIL: the poll loop's frame (Server::serve) is $((frame)) bytes, more than $FRAME_MAX: a heavy path is inlined into it"
+	fail=1
+fi
+
 if ((fail == 0)); then
 	printf 'layout OK: .text.hot holds %s of the %s attributed functions (the others are inlined into them), all %s names of bench/hot-symbols.txt are in %s\n' \
 		"$inside" "$(wc -l <"$TMP/attributed")" "$total" "$BIN"
+	printf '           %s listed C library variables in %s page(s); the poll loop'"'"'s frame is %s bytes (at most %s)\n' \
+		"$(wc -l <"$TMP/listed-vars")" "$vpages" "$((frame))" "$FRAME_MAX"
 fi
 exit "$fail"

@@ -362,7 +362,10 @@ fn strtoull(s: &[u8], base: u32) -> Option<u64> {
 /// `guess_pty(uid, start_usec)` names the pty (`pts/N`) the user got
 /// within [`PTY_GUESS_WINDOW_USEC`] after the login, if any; it is asked
 /// only for a `tty` session without a TTY.
-pub fn entries(s: &Session, mut guess_pty: impl FnMut(u32, u64) -> Option<Vec<u8>>) -> Vec<Entry> {
+pub fn entries(
+    s: &Session,
+    mut guess_pty: impl FnMut(u32, u64) -> Option<Vec<u8>>,
+) -> Vec<Entry<'static>> {
     let user = s.user.clone().unwrap_or_default();
     let is_user = s.class.as_deref().is_some_and(|c| c.starts_with(b"user"));
     // who(1) would make entries it does not print: skip them, and the pty
@@ -408,9 +411,9 @@ pub fn entries(s: &Session, mut guess_pty: impl FnMut(u32, u64) -> Option<Vec<u8
     let entry = |line: &[u8]| Entry {
         kind: USER_PROCESS,
         pid: s.leader.unwrap_or(0),
-        line: line.to_vec(),
-        user: user.clone(),
-        host: host.clone(),
+        line: line.to_vec().into(),
+        user: user.clone().into(),
+        host: host.clone().into(),
         // At most 1.8e13: no overflow.
         tv_sec: i64::try_from(start_usec / 1_000_000).unwrap_or(i64::MAX),
     };

@@ -205,6 +205,18 @@ mod tests {
     }
 
     #[test]
+    fn the_slots_are_kept_out_of_children() {
+        // What makes recording a child free of copy-on-write faults (see
+        // crate::parentonly, whose own test forks to show it).
+        let mut t = PidTable::new();
+        assert!(t.slots.is_parent_only());
+        for pid in 2..200 {
+            t.insert(pid, child(1));
+        }
+        assert!(t.slots.is_parent_only(), "after growing too");
+    }
+
+    #[test]
     fn consecutive_pids_take_consecutive_slots() {
         let mut t = PidTable::with_capacity(256);
         for pid in 1024..1124 {

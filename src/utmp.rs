@@ -11,6 +11,8 @@
 //! pure and total: it takes bytes, returns values (and the cleaned who
 //! line), and never panics.
 
+use std::borrow::Cow;
+
 /// Size in bytes of one glibc `struct utmp` record.
 pub const RECORD_SIZE: usize = 384;
 /// `ut_type` of a record describing a logged-in user.
@@ -29,19 +31,21 @@ const HOST_LEN: usize = 256;
 const TV_SEC_AT: usize = 340;
 
 /// One decoded utmp record. String fields are the bytes before the first
-/// NUL (the whole field when it has none), not otherwise cleaned.
+/// NUL (the whole field when it has none), not otherwise cleaned; decoded
+/// from a file they borrow the record's bytes (a session's child decodes
+/// without allocating), built from elsewhere (logind) they own theirs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// `ut_type`: `USER_PROCESS`, `LOGIN_PROCESS`, `DEAD_PROCESS`, ...
     pub kind: i16,
     /// `ut_pid`: the login process.
     pub pid: i32,
     /// `ut_line`: the terminal, relative to `/dev/` (e.g. `pts/0`).
-    pub line: Vec<u8>,
+    pub line: Cow<'a, [u8]>,
     /// `ut_user`: the login name.
-    pub user: Vec<u8>,
+    pub user: Cow<'a, [u8]>,
     /// `ut_host`: the remote host, empty for local logins.
-    pub host: Vec<u8>,
+    pub host: Cow<'a, [u8]>,
     /// `ut_tv.tv_sec`: when the entry was made, in seconds since the epoch.
     pub tv_sec: i64,
 }
@@ -56,10 +60,10 @@ fn field(rec: &[u8], at: usize, len: usize) -> &[u8] {
 }
 
 /// A fixed-size string field, cut at its first NUL.
-fn c_string(rec: &[u8], at: usize, len: usize) -> Vec<u8> {
+fn c_string(rec: &[u8], at: usize, len: usize) -> Cow<'_, [u8]> {
     let raw = field(rec, at, len);
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    raw.get(..end).unwrap_or_default().to_vec()
+    Cow::Borrowed(raw.get(..end).unwrap_or_default())
 }
 
 /// The `N` bytes at `at` as an array, for the integer decoders.
@@ -68,7 +72,8 @@ fn array<const N: usize>(rec: &[u8], at: usize) -> Option<[u8; N]> {
 }
 
 /// Decodes one record; `None` only if `rec` is shorter than a record.
-fn parse_record(rec: &[u8]) -> Option<Entry> {
+#[unsafe(link_section = ".text.hot.hostinfod")]
+fn parse_record(rec: &[u8]) -> Option<Entry<'_>> {
     if rec.len() < RECORD_SIZE {
         return None;
     }
@@ -89,7 +94,7 @@ fn parse_record(rec: &[u8]) -> Option<Entry> {
 ///
 /// A partial record is what a reader sees while another process is
 /// appending to the file, so it is skipped rather than reported.
-pub fn parse(bytes: &[u8]) -> Vec<Entry> {
+pub fn parse(bytes: &[u8]) -> Vec<Entry<'_>> {
     bytes
         .chunks_exact(RECORD_SIZE)
         .filter_map(parse_record)
@@ -100,12 +105,11 @@ pub fn parse(bytes: &[u8]) -> Vec<Entry> {
 ///
 /// This is who(1)'s default selection; an empty name would print a line
 /// with nobody in it.
-pub fn logged_in(bytes: &[u8]) -> Vec<Entry> {
+pub fn logged_in(bytes: &[u8]) -> impl Iterator<Item = Entry<'_>> {
     bytes
         .chunks_exact(RECORD_SIZE)
         .filter_map(parse_record)
         .filter(|e| e.kind == USER_PROCESS && !e.user.is_empty())
-        .collect()
 }
 
 /// Appends one who(1)-style line WITHOUT line end to `out`:
@@ -126,6 +130,7 @@ pub fn logged_in(bytes: &[u8]) -> Vec<Entry> {
 /// field is followed by an ASCII separator or ends the line, and UTF-8
 /// decoding starts afresh at an ASCII byte, so cleaning field by field gives
 /// the same bytes.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn format_who_line(e: &Entry, when: impl AsRef<[u8]>, out: &mut Vec<u8>) {
     const SPACES: &[u8; 12] = b"            ";
     let pad = |field: &[u8], width: usize| width.saturating_sub(field.len());
@@ -189,13 +194,13 @@ mod tests {
         rec
     }
 
-    fn entry(kind: i16, pid: i32, line: &str, user: &str, host: &str, sec: i64) -> Entry {
+    fn entry(kind: i16, pid: i32, line: &str, user: &str, host: &str, sec: i64) -> Entry<'static> {
         Entry {
             kind,
             pid,
-            line: line.as_bytes().to_vec(),
-            user: user.as_bytes().to_vec(),
-            host: host.as_bytes().to_vec(),
+            line: line.as_bytes().to_vec().into(),
+            user: user.as_bytes().to_vec().into(),
+            host: host.as_bytes().to_vec().into(),
             tv_sec: sec,
         }
     }
@@ -218,7 +223,7 @@ mod tests {
     #[test]
     fn empty_input() {
         assert!(parse(&[]).is_empty());
-        assert!(logged_in(&[]).is_empty());
+        assert_eq!(logged_in(&[]).count(), 0);
     }
 
     #[test]
@@ -251,8 +256,8 @@ mod tests {
     fn strings_stop_at_first_nul() {
         let bytes = record(7, 9, b"pts/1\0junk", b"bob\0\xffgarbage", b"", 5);
         let all = parse(&bytes);
-        assert_eq!(all.first().map(|e| e.user.clone()), Some(b"bob".to_vec()));
-        assert_eq!(all.first().map(|e| e.line.clone()), Some(b"pts/1".to_vec()));
+        assert_eq!(all.first().map(|e| &*e.user), Some(&b"bob"[..]));
+        assert_eq!(all.first().map(|e| &*e.line), Some(&b"pts/1"[..]));
     }
 
     #[test]
@@ -280,7 +285,7 @@ mod tests {
         bytes.extend(record(7, 902, b"pts/2", b"dave", b"example.org", 16));
         assert_eq!(parse(&bytes).len(), 7);
         assert_eq!(
-            logged_in(&bytes),
+            logged_in(&bytes).collect::<Vec<_>>(),
             vec![
                 entry(7, 800, "tty2", "carol", "", 13),
                 entry(7, 902, "pts/2", "dave", "example.org", 16),
@@ -364,7 +369,7 @@ mod tests {
         // it was cleaned as a whole.
         assert_eq!(who_line(&e, "T\x01"), "bob     tty[2J1     T (evil]0;x)");
         let mut e = entry(7, 1, "tty1", "", "", 0);
-        e.user = b"jos\xe9".to_vec();
+        e.user = b"jos\xe9".to_vec().into();
         assert_eq!(who_line(&e, "T"), "jos\u{fffd}     tty1         T");
     }
 
@@ -420,7 +425,14 @@ mod tests {
                 host in field(6),
                 when in field(6),
             ) {
-                let e = Entry { kind: 7, pid: 1, line, user, host, tv_sec: 0 };
+                let e = Entry {
+                    kind: 7,
+                    pid: 1,
+                    line: line.into(),
+                    user: user.into(),
+                    host: host.into(),
+                    tv_sec: 0,
+                };
                 let mut out = b"\xc3".to_vec();
                 format_who_line(&e, &when, &mut out);
                 let mut want = b"\xc3".to_vec();
@@ -441,7 +453,7 @@ mod tests {
         let Ok(output) = std::process::Command::new("who").output() else {
             return;
         };
-        let ours = logged_in(&bytes);
+        let ours: Vec<_> = logged_in(&bytes).collect();
         let theirs = String::from_utf8_lossy(&output.stdout);
         assert_eq!(ours.len(), theirs.lines().count());
         for (e, line) in ours.iter().zip(theirs.lines()) {

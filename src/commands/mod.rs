@@ -123,16 +123,7 @@ pub fn read_capped(path: &Path, max: usize) -> io::Result<Vec<u8>> {
 /// header, one offset, one cookie), without reading the whole file.
 pub fn read_at(path: &Path, offset: u64, max: usize) -> io::Result<(Vec<u8>, u64)> {
     use std::io::{Seek as _, SeekFrom};
-    let mut file = File::options()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(path)?;
-    let st = fstat(&file)?;
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, NotRegularFile));
-    }
-    // The size is a hint: the file may grow or shrink while it is read.
-    let size = u64::try_from(st.st_size).unwrap_or(0);
+    let (mut file, size) = open_regular(path)?;
     let want = size.saturating_sub(offset).min(max as u64);
     let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(max));
     if offset > 0 {
@@ -140,6 +131,21 @@ pub fn read_at(path: &Path, offset: u64, max: usize) -> io::Result<(Vec<u8>, u64
     }
     file.take(max as u64).read_to_end(&mut buf)?;
     Ok((buf, size))
+}
+
+/// Opens the regular file at `path` for reading, with the guards of
+/// [`read_capped`] (non-blocking, not a FIFO or device); returns it and its
+/// size, a hint: the file may grow or shrink while it is read.
+pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)?;
+    let st = fstat(&file)?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, NotRegularFile));
+    }
+    Ok((file, u64::try_from(st.st_size).unwrap_or(0)))
 }
 
 /// The error [`read_capped`] gives for a path that is not a regular file.

@@ -38,6 +38,7 @@ const WHEN_FORMAT: &str = "%Y-%m-%d %H:%M";
 const WHEN_SHOWS_ZONE: bool = false;
 
 /// Appends one line per logged-in user.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 pub fn reply(cfg: &Commands, eol: &[u8], out: &mut Vec<u8>) {
     let use_utmp = match cfg.who_source {
         WhoSource::Utmp => true,
@@ -58,13 +59,37 @@ pub fn reply(cfg: &Commands, eol: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// The lines of the utmp file at `utmp_file`.
+/// The lines of the utmp file at `utmp_file` (at most [`MAX_UTMP`] bytes of
+/// it; a partial record at the end, being appended, is left out).
+///
+/// Read a few records at a time into the stack and decoded in place: the
+/// session's child allocates nothing for it (see crate::template).
+#[unsafe(link_section = ".text.hot.hostinfod")]
 fn reply_utmp(utmp_file: &Path, eol: &[u8], out: &mut Vec<u8>) {
-    let Ok(bytes) = super::read_capped(utmp_file, MAX_UTMP) else {
+    use std::io::Read as _;
+    let Ok((mut file, _)) = super::open_regular(utmp_file) else {
         return;
     };
-    for e in utmp::logged_in(&bytes) {
-        push_entry(&e, eol, out);
+    let mut buf = [0u8; 8 * utmp::RECORD_SIZE];
+    let mut total = 0;
+    while total < MAX_UTMP {
+        // Fill the buffer, so that records never straddle two reads.
+        let mut n = 0;
+        while n < buf.len() {
+            match file.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        for e in utmp::logged_in(&buf[..n]) {
+            push_entry(&e, eol, out);
+        }
+        total += n;
+        if n < buf.len() {
+            break;
+        }
     }
 }
 
@@ -129,6 +154,7 @@ fn guess_pty(pts: &Path, uid: u32, start_usec: u64) -> Option<Vec<u8>> {
 }
 
 /// One who(1) line for `e`, unless its process is gone.
+#[unsafe(link_section = ".text.hot.hostinfod")]
 fn push_entry(e: &utmp::Entry, eol: &[u8], out: &mut Vec<u8>) {
     if e.pid > 0 && kill(Pid::from_raw(e.pid), None) == Err(Errno::ESRCH) {
         return;
