@@ -56,33 +56,8 @@ done
 N=${#BIN[@]}
 
 TMP=$(mktemp -d /tmp/hostinfod-ab.XXXXXX) || die "mktemp failed"
-ppid_of() {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	set -- $stat
-	printf '%s' "$2"
-}
-stop_pid() { # SIGTERM a child of this shell, SIGKILL after 7 s
-	local pid=$1 i
-	[[ $(ppid_of "$pid") == "$BASHPID" ]] || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for ((i = 0; i < 140; i++)); do
-		[[ $(ppid_of "$pid") == "$BASHPID" ]] || break
-		[[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
-		sleep 0.05
-	done
-	[[ $(ppid_of "$pid") == "$BASHPID" ]] && kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
-cleanup() {
-	local p
-	for p in "${PID[@]}"; do [[ -n $p ]] && stop_pid "$p"; done
-	rm -rf -- "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 ulimit -n 65536 2>/dev/null || true
 
 mapfile -t PORT < <("$BENCH" free-port -n "$N")
@@ -94,6 +69,7 @@ for ((i = 0; i < N; i++)); do
 		'[log]' 'destination = "stderr"' 'level = "warn"' >"$TMP/$i.toml"
 	"${BIN[i]}" -f -c "$TMP/$i.toml" >>"$TMP/$i.log" 2>&1 &
 	PID[i]=$!
+	STARTED+=("$!")
 	"$BENCH" probe --tcp "127.0.0.1:${PORT[i]}" --expect Welcome --max-wait 10 >/dev/null 2>&1 &&
 		"$BENCH" probe --unix "$TMP/$i.sock" --expect Welcome --max-wait 5 >/dev/null 2>&1 ||
 		die "${LABEL[i]} does not serve: $(tail -n 2 "$TMP/$i.log")"

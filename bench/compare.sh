@@ -39,55 +39,8 @@ note() { printf '# %s\n' "$*" >&2; }
 die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
 
 TMP=$(mktemp -d /tmp/hostinfod-bench.XXXXXX) || die "mktemp failed"
-declare -a STARTED=()
-
-# The parent pid of PID, or empty when PID is gone.
-ppid_of() {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	set -- $stat
-	printf '%s' "$2"
-}
-
-# Signal a process only if it is still a child of this shell (so a reused PID
-# is never hit).
-own_kill() {
-	local sig=$1 pid=$2
-	[[ -n $pid ]] || return 1
-	[[ $(ppid_of "$pid") == "$BASHPID" ]] || return 1
-	kill "-$sig" "$pid" 2>/dev/null
-}
-
-# Stop one started process: SIGTERM, wait up to $2 seconds, then SIGKILL.
-stop_pid() {
-	local pid=$1 grace=${2:-7} i
-	own_kill TERM "$pid" || { wait "$pid" 2>/dev/null; return 0; }
-	for ((i = 0; i < grace * 20; i++)); do
-		[[ $(ppid_of "$pid") == "$BASHPID" ]] || break
-		[[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
-		sleep 0.05
-	done
-	own_kill KILL "$pid"
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
-cleanup() {
-	local p
-	for p in "${STARTED[@]}"; do
-		[[ -n $p ]] && stop_pid "$p" 7
-	done
-	[[ -d $TMP ]] && rm -rf -- "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-trap 'exit 141' PIPE
-
-# A sleep that does not fork: read with a timeout from a FIFO nobody writes.
-mkfifo "$TMP/sleep.fifo"
-exec {SLEEPFD}<>"$TMP/sleep.fifo"
-nap() { read -r -t "$1" -u "$SLEEPFD" _ 2>/dev/null || true; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- machine
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -737,10 +690,7 @@ say "- load average: at start $(cut -d' ' -f1-3 <<<"$LOAD_START"), after the mat
 # them (it runs alone too), here on the same hostinfod binary, after the
 # servers above have stopped.
 if [[ -z ${BENCH_NO_SCALE:-} ]]; then
-	for p in "${STARTED[@]}"; do
-		[[ -n $p ]] && stop_pid "$p" 7
-	done
-	STARTED=()
+	stop_started
 	say
 	BENCH_NO_BUILD=1 HOSTINFOD=$HOSTINFOD "$ROOT/bench/scale.sh" || note "bench/scale.sh failed (exit $?)"
 fi

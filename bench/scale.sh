@@ -47,47 +47,8 @@ want() { [[ " $ONLY " == *" $1 "* ]]; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 TMP=$(mktemp -d /tmp/hostinfod-scale.XXXXXX) || die "mktemp failed"
-declare -a STARTED=()
-
-ppid_of() {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	set -- $stat
-	printf '%s' "$2"
-}
-# Signal a process only while it is still a child of this shell (so a
-# reused PID is never hit).
-own_kill() {
-	local sig=$1 pid=$2
-	[[ -n $pid ]] || return 1
-	[[ $(ppid_of "$pid") == "$BASHPID" ]] || return 1
-	kill "-$sig" "$pid" 2>/dev/null
-}
-stop_pid() { # PID [grace seconds]: SIGTERM, bounded wait, SIGKILL
-	local pid=$1 grace=${2:-7} i
-	own_kill TERM "$pid" || { wait "$pid" 2>/dev/null; return 0; }
-	for ((i = 0; i < grace * 20; i++)); do
-		[[ $(ppid_of "$pid") == "$BASHPID" ]] || break
-		[[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
-		sleep 0.05
-	done
-	own_kill KILL "$pid"
-	wait "$pid" 2>/dev/null
-	return 0
-}
-cleanup() {
-	local p
-	for p in "${STARTED[@]}"; do [[ -n $p ]] && stop_pid "$p" 7; done
-	[[ -d $TMP ]] && rm -rf -- "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-trap 'exit 141' PIPE
-
-mkfifo "$TMP/sleep.fifo"
-exec {SLEEPFD}<>"$TMP/sleep.fifo"
-nap() { read -r -t "$1" -u "$SLEEPFD" _ 2>/dev/null || true; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- limits
 MAX_IDLE=0

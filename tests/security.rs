@@ -22,10 +22,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::BIN;
+use common::{BIN, TestUser};
 
 fn need_root(test: &str) {
     assert!(
@@ -36,69 +35,16 @@ fn need_root(test: &str) {
 
 // ---- throwaway users ----
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A Unix user made for one test and deleted when dropped.
-struct TestUser {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-/// Runs useradd/userdel, retrying while another test holds /etc/passwd's lock.
-fn user_tool(args: &[&str]) -> bool {
-    for _ in 0..100 {
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run user tool");
-        match out.status.code() {
-            Some(0) => return true,
-            // 10: cannot lock /etc/passwd (another useradd at the same time).
-            Some(10) | Some(1) => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                eprintln!(
-                    "{args:?}: {}",
-                    String::from_utf8_lossy(&out.stderr).trim_end()
-                );
-                return false;
-            }
-        }
-    }
-    false
-}
-
-impl TestUser {
-    fn new(tag: &str) -> TestUser {
-        let name = format!(
-            "hid{tag}{}x{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        assert!(
-            user_tool(&[
-                "useradd",
-                "--no-create-home",
-                "--user-group",
-                "--shell",
-                "/usr/sbin/nologin",
-                &name,
-            ]),
-            "useradd {name}"
-        );
-        let u = nix::unistd::User::from_name(&name)
-            .expect("getpwnam")
-            .expect("new user exists");
-        TestUser {
-            name,
-            uid: u.uid.as_raw(),
-            gid: u.gid.as_raw(),
-        }
-    }
-
+/// Running things as a throwaway user ([`common::TestUser`]).
+trait RunAs {
     /// `setpriv` as this user, HOME and XDG_RUNTIME_DIR unset (so the
     /// daemon's runtime directory is /tmp/hostinfod-$UID), `umask` applied.
+    fn cmd(&self, prog: &str, umask: u32) -> Command;
+    /// The daemon's runtime directory for this user.
+    fn run_dir(&self) -> PathBuf;
+}
+
+impl RunAs for TestUser {
     fn cmd(&self, prog: &str, umask: u32) -> Command {
         let mut c = Command::new("setpriv");
         c.args([
@@ -125,14 +71,6 @@ impl TestUser {
 
     fn run_dir(&self) -> PathBuf {
         PathBuf::from(format!("/tmp/hostinfod-{}", self.uid))
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        if !user_tool(&["userdel", &self.name]) {
-            eprintln!("warning: could not remove test user {}", self.name);
-        }
     }
 }
 
