@@ -309,31 +309,25 @@ fn fresh(path: &Path, tmp: &Path, mode: u32, ino: &OwnedFd, cookie: &[u8]) -> Re
 /// FIFO it replaced, if there was one.
 fn swap_in(path: &Path, tmp: &Path) -> Result<Option<OwnedFd>> {
     let (cp, ct) = (cpath(path)?, cpath(tmp)?);
-    // SAFETY: valid NUL-terminated paths.
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ct.as_ptr(),
-            libc::AT_FDCWD,
-            cp.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
+    // Atomically swaps the two names (renameat2 RENAME_EXCHANGE).
+    let exchange = || {
+        // SAFETY: valid NUL-terminated paths.
+        unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                ct.as_ptr(),
+                libc::AT_FDCWD,
+                cp.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        }
     };
-    if r == 0 {
+    if exchange() == 0 {
         // tmp now names what the path held.
         let old = std::fs::symlink_metadata(tmp).map_err(|e| Error::file(tmp, e))?;
         if !old.file_type().is_fifo() {
             // Someone put another file at the path: put it back.
-            // SAFETY: as above.
-            unsafe {
-                libc::renameat2(
-                    libc::AT_FDCWD,
-                    ct.as_ptr(),
-                    libc::AT_FDCWD,
-                    cp.as_ptr(),
-                    libc::RENAME_EXCHANGE,
-                )
-            };
+            exchange();
             let _ = std::fs::remove_file(tmp);
             return Err(err(
                 path,
