@@ -68,6 +68,7 @@ pub mod pidtable;
 pub mod publish;
 pub mod reaper;
 pub mod reload;
+pub mod sealed;
 pub mod server;
 pub mod session;
 pub mod signals;

@@ -49,10 +49,11 @@ impl Template {
         let fortunes = crate::commands::fortunes::prepare(&cfg.commands.fortune_paths);
         let motd = crate::commands::motd::prepare(&cfg.commands.motd_files);
         log::debug!(
-            "fortune index: {} cookies in {} files, {} kB, built in {} us; motd: {} bytes, {} kB",
+            "fortune index: {} cookies in {} files, {} kB on the heap and {} kB sealed, built in {} us; motd: {} bytes, {} kB",
             fortunes.cookies(),
             fortunes.files(),
             fortunes.heap_bytes().div_ceil(1024),
+            fortunes.sealed_bytes().div_ceil(1024),
             fortunes.took_us(),
             motd.reply_len(),
             motd.heap_bytes().div_ceil(1024),

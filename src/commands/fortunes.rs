@@ -18,7 +18,10 @@
 //! The index is installed in a process-wide cell because the session
 //! reaches commands through the configuration alone
 //! ([`crate::protocol::respond`]); it is written once, before any fork,
-//! and only read after, so children share its pages with the parent.
+//! and only read after, so children share its pages with the parent. Its
+//! bulk, where each cookie starts, is a [`SealedTable`]: not in memory at
+//! all, so forking costs nothing for it, and a `cookie` reads its one entry
+//! with one `pread`.
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;
@@ -28,6 +31,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use super::{Stamp, c_path, cookie, read_capped, read_stamped};
+use crate::sealed::SealedTable;
 use crate::strfile;
 
 /// The most text read for one cookie by the prepared path; a file whose
@@ -66,7 +70,7 @@ pub struct Index {
     roots: Vec<(CString, Option<Stamp>)>,
     files: Vec<File>,
     /// Where each cookie starts in its file, file after file.
-    starts: Vec<u32>,
+    starts: SealedTable,
     /// The time the index took to build, for the log.
     took_us: u64,
 }
@@ -77,6 +81,68 @@ pub struct Index {
 pub struct Stale;
 
 static INSTALLED: OnceLock<Index> = OnceLock::new();
+
+/// Adds one fortune file: through its `.dat` index when it has a
+/// usable one, else by splitting its text. A file that cannot be read
+/// is left out, as the unprepared path leaves it out.
+fn add(text: &Path, files: &mut Vec<File>, starts: &mut Vec<u32>) {
+    let Some(path) = c_path(text) else { return };
+    let first = starts.len();
+    let dat = read_capped(&cookie::dat_of(text), cookie::MAX_FILE)
+        .ok()
+        .and_then(|d| Some((strfile::parse_header(&d).ok()?, d)));
+    let (stamp, window, delim, rotated) = if let Some((h, d)) = dat {
+        // The text is opened only for its stamp and size.
+        let Ok((_, stamp)) = read_stamped(text, 0) else {
+            return;
+        };
+        let size = u64::try_from(stamp.size).unwrap_or(0);
+        for i in 0..usize::try_from(h.numstr).unwrap_or(0) {
+            let Some(start) = strfile::offset_pos(i)
+                .and_then(|at| d.get(at..))
+                .and_then(strfile::offset_from)
+            else {
+                break;
+            };
+            // No cookie starts at or past the end (an index older than
+            // its text): the unprepared path finds none there either.
+            if (start as u64) < size
+                && let Ok(start) = u32::try_from(start)
+            {
+                starts.push(start);
+            }
+        }
+        let longest = usize::try_from(h.longlen).unwrap_or(usize::MAX);
+        (
+            stamp,
+            longest.saturating_add(SLACK),
+            h.delim,
+            h.flags & strfile::STR_ROTATED != 0,
+        )
+    } else {
+        let Ok((body, stamp)) = read_stamped(text, cookie::MAX_FILE) else {
+            return;
+        };
+        let mut longest = 0;
+        for span in strfile::plain_spans(&body) {
+            longest = longest.max(span.len());
+            if let Ok(start) = u32::try_from(span.start) {
+                starts.push(start);
+            }
+        }
+        (stamp, longest.saturating_add(SLACK), b'%', false)
+    };
+    if starts.len() > first {
+        files.push(File {
+            path,
+            stamp,
+            first,
+            window,
+            delim,
+            rotated,
+        });
+    }
+}
 
 /// Builds the index of `paths` and installs it for this process's sessions,
 /// unless one is installed already (an image prepares once; a second
@@ -104,80 +170,18 @@ impl Index {
                 Some((c, stamp))
             })
             .collect();
-        let mut ix = Index {
+        let mut files = Vec::new();
+        let mut starts = Vec::new();
+        for text in cookie::fortune_files(paths) {
+            add(&text, &mut files, &mut starts);
+        }
+        files.shrink_to_fit();
+        Index {
             paths: paths.to_vec(),
             roots,
-            files: Vec::new(),
-            starts: Vec::new(),
-            took_us: 0,
-        };
-        for text in cookie::fortune_files(paths) {
-            ix.add(&text);
-        }
-        ix.starts.shrink_to_fit();
-        ix.took_us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
-        ix
-    }
-
-    /// Adds one fortune file: through its `.dat` index when it has a
-    /// usable one, else by splitting its text. A file that cannot be read
-    /// is left out, as the unprepared path leaves it out.
-    fn add(&mut self, text: &Path) {
-        let Some(path) = c_path(text) else { return };
-        let first = self.starts.len();
-        let dat = read_capped(&cookie::dat_of(text), cookie::MAX_FILE)
-            .ok()
-            .and_then(|d| Some((strfile::parse_header(&d).ok()?, d)));
-        let (stamp, window, delim, rotated) = if let Some((h, d)) = dat {
-            // The text is opened only for its stamp and size.
-            let Ok((_, stamp)) = read_stamped(text, 0) else {
-                return;
-            };
-            let size = u64::try_from(stamp.size).unwrap_or(0);
-            for i in 0..usize::try_from(h.numstr).unwrap_or(0) {
-                let Some(start) = strfile::offset_pos(i)
-                    .and_then(|at| d.get(at..))
-                    .and_then(strfile::offset_from)
-                else {
-                    break;
-                };
-                // No cookie starts at or past the end (an index older than
-                // its text): the unprepared path finds none there either.
-                if (start as u64) < size
-                    && let Ok(start) = u32::try_from(start)
-                {
-                    self.starts.push(start);
-                }
-            }
-            let longest = usize::try_from(h.longlen).unwrap_or(usize::MAX);
-            (
-                stamp,
-                longest.saturating_add(SLACK),
-                h.delim,
-                h.flags & strfile::STR_ROTATED != 0,
-            )
-        } else {
-            let Ok((body, stamp)) = read_stamped(text, cookie::MAX_FILE) else {
-                return;
-            };
-            let mut longest = 0;
-            for span in strfile::plain_spans(&body) {
-                longest = longest.max(span.len());
-                if let Ok(start) = u32::try_from(span.start) {
-                    self.starts.push(start);
-                }
-            }
-            (stamp, longest.saturating_add(SLACK), b'%', false)
-        };
-        if self.starts.len() > first {
-            self.files.push(File {
-                path,
-                stamp,
-                first,
-                window,
-                delim,
-                rotated,
-            });
+            files,
+            starts: SealedTable::new(starts),
+            took_us: u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX),
         }
     }
 
@@ -191,15 +195,30 @@ impl Index {
         self.files.len()
     }
 
-    /// What the index holds on the parent's heap, in bytes.
+    /// What the index holds on the parent's heap, in bytes (the cookies'
+    /// starts only when they could not be sealed away).
     pub fn heap_bytes(&self) -> usize {
         let paths: usize = self.files.iter().map(|f| f.path.as_bytes().len() + 1).sum();
         let roots: usize = self.roots.iter().map(|(c, _)| c.as_bytes().len() + 1).sum();
-        self.starts.capacity() * 4
+        let starts = if self.starts.is_sealed() {
+            0
+        } else {
+            self.starts.len() * 4
+        };
+        starts
             + self.files.capacity() * std::mem::size_of::<File>()
             + self.roots.capacity() * std::mem::size_of::<(CString, Option<Stamp>)>()
             + paths
             + roots
+    }
+
+    /// Bytes of the cookies' starts kept out of memory (in a sealed memfd).
+    pub fn sealed_bytes(&self) -> usize {
+        if self.starts.is_sealed() {
+            self.starts.len() * 4
+        } else {
+            0
+        }
     }
 
     /// Microseconds the index took to build.
@@ -244,7 +263,7 @@ impl Index {
             .files
             .get(at.checked_sub(1).ok_or(Stale)?)
             .ok_or(Stale)?;
-        let start = *self.starts.get(pick).ok_or(Stale)?;
+        let start = self.starts.get(pick).ok_or(Stale)?;
         if file.window > MAX_WINDOW {
             return Err(Stale);
         }
@@ -351,6 +370,8 @@ mod tests {
         .expect("write");
         let ix = Index::build(&[dir.path().to_path_buf()]);
         assert_eq!((ix.files(), ix.cookies()), (2, 5));
+        // The starts are out of memory (crate::sealed), read back by pread.
+        assert_eq!(ix.sealed_bytes(), 5 * 4);
         assert_eq!(
             all_served(&ix, 400),
             set(&["one\n", "two\nlines\n", "three\n", "hello\n", "abb\n"])
