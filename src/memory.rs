@@ -1,5 +1,5 @@
 //! Keeping the parent small: giving back the pages of code that only
-//! start-up ran.
+//! start-up ran, and the heap pages it freed.
 //!
 //! Parsing the command line and the TOML file, validating, binding: all of it
 //! runs once, yet its code pages stay mapped in the parent for its whole life,
@@ -19,7 +19,14 @@
 //! read-only after relocation but its pages are private copies, and dropping
 //! them would bring back the unrelocated file contents.
 //!
+//! Start-up also leaves freed memory in the heap. Those pages stay written
+//! until they are given back, and each written page of the parent's is one
+//! more page-table entry for every fork to copy and every exit to drop, so
+//! [`trim_heap`] returns them once start-up's last temporary (the
+//! rehearsal's) is freed.
+//!
 //! [`trim`]: crate::memory::trim
+//! [`trim_heap`]: crate::memory::trim_heap
 
 /// One mapping from /proc/self/smaps.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -74,12 +81,9 @@ fn trimmable(maps: &[Mapping]) -> impl Iterator<Item = &Mapping> {
         .filter(|m| m.file_backed && !m.writable && m.anonymous_kb == 0 && m.private_kb > 0)
 }
 
-/// Drops the page mappings of read-only file pages only this process maps,
-/// and returns the heap start-up freed to the system. Returns the kilobytes
-/// of code pages given back.
+/// Drops the page mappings of read-only file pages only this process maps.
+/// Returns the kilobytes of code pages given back.
 pub fn trim() -> u64 {
-    // SAFETY: malloc_trim only releases free heap memory; single-threaded.
-    unsafe { nix::libc::malloc_trim(0) };
     let Ok(text) = std::fs::read_to_string("/proc/self/smaps") else {
         return 0;
     };
@@ -97,6 +101,15 @@ pub fn trim() -> u64 {
         }
     }
     freed
+}
+
+/// Returns the heap memory start-up freed to the system: whole free pages
+/// inside the heap, not only at its end. Call once start-up's last
+/// temporary is freed: every heap page the parent keeps written is copied
+/// at each fork.
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only releases free heap memory; single-threaded.
+    unsafe { nix::libc::malloc_trim(0) };
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ impl Template {
     /// Runs the start-up self-test session (see [`session::Rehearsal`])
     /// after giving back the start-up code pages, so that the pages the
     /// parent keeps mapped are those of serving and of a session, which
-    /// children share.
+    /// children share; then gives back the heap pages start-up freed.
     pub fn rehearse(&self, cfg: &Config) {
         // The rehearsal is never shed.
         let ctx = self.context(cfg, None);
@@ -108,6 +108,7 @@ impl Template {
         if let Err(e) = rehearsal.and_then(|r| r.run(&ctx)) {
             log::warn!("start-up self-test session failed: {e}");
         }
+        crate::memory::trim_heap();
     }
 }
 

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::{Stamp, c_path, cookie, read_capped, read_stamped};
+use super::{Stamp, c_path, cookie, read_into, read_stamped};
 use crate::sealed::SealedTable;
 use crate::strfile;
 
@@ -82,15 +82,29 @@ pub struct Stale;
 
 static INSTALLED: OnceLock<Index> = OnceLock::new();
 
+/// Buffers reused from one fortune file to the next while the index is
+/// built: start-up allocations freed in between would stay behind in the
+/// parent's heap, scattered among what it keeps, and every heap page the
+/// parent has written is copied at each fork.
+#[derive(Default)]
+struct Scratch {
+    dat: std::ffi::OsString,
+    buf: Vec<u8>,
+}
+
 /// Adds one fortune file: through its `.dat` index when it has a
 /// usable one, else by splitting its text. A file that cannot be read
 /// is left out, as the unprepared path leaves it out.
-fn add(text: &Path, files: &mut Vec<File>, starts: &mut Vec<u32>) {
+fn add(text: &Path, files: &mut Vec<File>, starts: &mut Vec<u32>, scratch: &mut Scratch) {
     let Some(path) = c_path(text) else { return };
     let first = starts.len();
-    let dat = read_capped(&cookie::dat_of(text), cookie::MAX_FILE)
+    scratch.dat.clear();
+    scratch.dat.push(text.as_os_str());
+    scratch.dat.push(".dat");
+    let d = &mut scratch.buf;
+    let dat = read_into(Path::new(&scratch.dat), cookie::MAX_FILE, d)
         .ok()
-        .and_then(|d| Some((strfile::parse_header(&d).ok()?, d)));
+        .and_then(|()| Some((strfile::parse_header(d).ok()?, &*d)));
     let (stamp, window, delim, rotated) = if let Some((h, d)) = dat {
         // The text is opened only for its stamp and size.
         let Ok((_, stamp)) = read_stamped(text, 0) else {
@@ -172,8 +186,9 @@ impl Index {
             .collect();
         let mut files = Vec::new();
         let mut starts = Vec::new();
+        let mut scratch = Scratch::default();
         for text in cookie::fortune_files(paths) {
-            add(&text, &mut files, &mut starts);
+            add(&text, &mut files, &mut starts, &mut scratch);
         }
         files.shrink_to_fit();
         Index {

@@ -117,6 +117,17 @@ pub fn read_capped(path: &Path, max: usize) -> io::Result<Vec<u8>> {
     read_at(path, 0, max).map(|(bytes, _)| bytes)
 }
 
+/// Reads at most `max` bytes of the regular file at `path` into `buf`
+/// (emptied first), with [`read_capped`]'s guards: for reading many files
+/// into one buffer.
+pub fn read_into(path: &Path, max: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+    let (file, size) = open_regular(path)?;
+    buf.clear();
+    buf.reserve(usize::try_from(size).unwrap_or(max).min(max));
+    file.take(max as u64).read_to_end(buf)?;
+    Ok(())
+}
+
 /// Reads at most `max` bytes from byte `offset` of the regular file at
 /// `path`, with the same guards as [`read_capped`]; returns them and the
 /// file's size. For the pieces of a file a reply needs (a fortune index's
