@@ -85,7 +85,8 @@ static INSTALLED: OnceLock<Index> = OnceLock::new();
 /// Buffers reused from one fortune file to the next while the index is
 /// built: start-up allocations freed in between would stay behind in the
 /// parent's heap, scattered among what it keeps, and every heap page the
-/// parent has written is copied at each fork.
+/// parent keeps written costs each fork a page-table entry to copy and each
+/// exit one to drop.
 #[derive(Default)]
 struct Scratch {
     dat: std::ffi::OsString,
