@@ -6,7 +6,7 @@
 //! all of its pages, where the kernel would write only what it returns; so
 //! the session's input, the signalfd records and the exit pipe's PIDs are
 //! read into buffers left uninitialised, and only the part the kernel filled
-//! is ever looked at.
+//! is ever looked at; so is the utmp file, a few records at a time.
 
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
@@ -47,6 +47,31 @@ pub fn read_records<T: Plain, const N: usize>(
     Ok(unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<T>(), got) })
 }
 
+/// Reads `fd` into `buf` until it is full or the file ends (a short read
+/// is retried, so fixed-size records never straddle two calls), returning
+/// the bytes read: fewer than `N` only at end of file or on an error after
+/// some bytes came; the errno when nothing could be read.
+#[inline]
+pub fn read_full<const N: usize>(
+    fd: RawFd,
+    buf: &mut MaybeUninit<[u8; N]>,
+) -> Result<&[u8], Errno> {
+    let mut n = 0;
+    while n < N {
+        // SAFETY: buf is writable for N bytes, n < N.
+        let r = unsafe { nix::libc::read(fd, buf.as_mut_ptr().cast::<u8>().add(n).cast(), N - n) };
+        match r {
+            0 => break,
+            r if r > 0 => n += r as usize,
+            _ if Errno::last() == Errno::EINTR => {}
+            _ if n == 0 => return Err(Errno::last()),
+            _ => break,
+        }
+    }
+    // SAFETY: read(2) filled the first n bytes.
+    Ok(unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +86,24 @@ mod tests {
         drop(w);
         assert_eq!(read_records(r.as_raw_fd(), &mut buf), Ok(&[][..]));
         assert_eq!(read_records(-1, &mut buf), Err(Errno::EBADF));
+    }
+
+    #[test]
+    fn a_full_read_gathers_short_reads_until_full_or_eof() {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        // Two writes: a pipe gives them back in two reads.
+        nix::unistd::write(&w, b"abc").expect("write");
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            nix::unistd::write(&w, b"defgh").expect("write");
+        });
+        let mut buf = MaybeUninit::<[u8; 6]>::uninit();
+        assert_eq!(read_full(r.as_raw_fd(), &mut buf), Ok(&b"abcdef"[..]));
+        writer.join().expect("writer");
+        // The writer is gone: what is left, then end of file.
+        assert_eq!(read_full(r.as_raw_fd(), &mut buf), Ok(&b"gh"[..]));
+        assert_eq!(read_full(r.as_raw_fd(), &mut buf), Ok(&[][..]));
+        assert_eq!(read_full(-1, &mut buf), Err(Errno::EBADF));
     }
 
     #[test]

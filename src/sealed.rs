@@ -91,6 +91,7 @@ impl SealedTable {
 
 /// A sealed memfd holding `values`, or None where that cannot be had.
 fn seal(values: &[u32]) -> Option<OwnedFd> {
+    use std::io::Write as _;
     if values.is_empty() {
         return None;
     }
@@ -99,22 +100,21 @@ fn seal(values: &[u32]) -> Option<OwnedFd> {
         MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
     )
     .ok()?;
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
-    let mut done = 0;
-    while done < bytes.len() {
-        match nix::unistd::write(&fd, &bytes[done..]) {
-            Ok(0) => return None,
-            Ok(n) => done += n,
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return None,
+    let mut file = std::fs::File::from(fd);
+    // A page at a time, so that no second copy of the table is allocated.
+    let mut page = [0u8; 4096];
+    for chunk in values.chunks(page.len() / 4) {
+        for (b, v) in page.chunks_exact_mut(4).zip(chunk) {
+            b.copy_from_slice(&v.to_ne_bytes());
         }
+        file.write_all(&page[..chunk.len() * 4]).ok()?;
     }
     let seals = SealFlag::F_SEAL_WRITE
         | SealFlag::F_SEAL_GROW
         | SealFlag::F_SEAL_SHRINK
         | SealFlag::F_SEAL_SEAL;
-    fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).ok()?;
-    Some(fd)
+    fcntl(&file, FcntlArg::F_ADD_SEALS(seals)).ok()?;
+    Some(file.into())
 }
 
 #[cfg(test)]

@@ -54,9 +54,16 @@ pub struct Source {
 
 /// The `.dat` index beside `text`.
 pub(super) fn dat_of(text: &Path) -> PathBuf {
-    let mut p = text.as_os_str().to_owned();
-    p.push(".dat");
+    let mut p = std::ffi::OsString::new();
+    dat_into(text, &mut p);
     PathBuf::from(p)
+}
+
+/// The `.dat` index beside `text`, in `out` (emptied first).
+pub(super) fn dat_into(text: &Path, out: &mut std::ffi::OsString) {
+    out.clear();
+    out.push(text.as_os_str());
+    out.push(".dat");
 }
 
 /// Appends a random cookie.

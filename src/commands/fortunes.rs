@@ -99,9 +99,7 @@ struct Scratch {
 fn add(text: &Path, files: &mut Vec<File>, starts: &mut Vec<u32>, scratch: &mut Scratch) {
     let Some(path) = c_path(text) else { return };
     let first = starts.len();
-    scratch.dat.clear();
-    scratch.dat.push(text.as_os_str());
-    scratch.dat.push(".dat");
+    cookie::dat_into(text, &mut scratch.dat);
     let d = &mut scratch.buf;
     let dat = read_into(Path::new(&scratch.dat), cookie::MAX_FILE, d)
         .ok()

@@ -121,11 +121,7 @@ pub fn read_capped(path: &Path, max: usize) -> io::Result<Vec<u8>> {
 /// (emptied first), with [`read_capped`]'s guards: for reading many files
 /// into one buffer.
 pub fn read_into(path: &Path, max: usize, buf: &mut Vec<u8>) -> io::Result<()> {
-    let (file, size) = open_regular(path)?;
-    buf.clear();
-    buf.reserve(usize::try_from(size).unwrap_or(max).min(max));
-    file.take(max as u64).read_to_end(buf)?;
-    Ok(())
+    read_at_into(path, 0, max, buf).map(drop)
 }
 
 /// Reads at most `max` bytes from byte `offset` of the regular file at
@@ -133,15 +129,24 @@ pub fn read_into(path: &Path, max: usize, buf: &mut Vec<u8>) -> io::Result<()> {
 /// file's size. For the pieces of a file a reply needs (a fortune index's
 /// header, one offset, one cookie), without reading the whole file.
 pub fn read_at(path: &Path, offset: u64, max: usize) -> io::Result<(Vec<u8>, u64)> {
+    let mut buf = Vec::new();
+    let size = read_at_into(path, offset, max, &mut buf)?;
+    Ok((buf, size))
+}
+
+/// [`read_at`] into `buf` (emptied first, sized from `fstat` so that a file
+/// is read with at most one allocation); returns the file's size.
+fn read_at_into(path: &Path, offset: u64, max: usize, buf: &mut Vec<u8>) -> io::Result<u64> {
     use std::io::{Seek as _, SeekFrom};
     let (mut file, size) = open_regular(path)?;
     let want = size.saturating_sub(offset).min(max as u64);
-    let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(max));
+    buf.clear();
+    buf.reserve(usize::try_from(want).unwrap_or(max));
     if offset > 0 {
         file.seek(SeekFrom::Start(offset))?;
     }
-    file.take(max as u64).read_to_end(&mut buf)?;
-    Ok((buf, size))
+    file.take(max as u64).read_to_end(buf)?;
+    Ok(size)
 }
 
 /// Opens the regular file at `path` for reading, with the guards of

@@ -62,32 +62,26 @@ pub fn reply(cfg: &Commands, eol: &[u8], out: &mut Vec<u8>) {
 /// The lines of the utmp file at `utmp_file` (at most [`MAX_UTMP`] bytes of
 /// it; a partial record at the end, being appended, is left out).
 ///
-/// Read a few records at a time into the stack and decoded in place: the
-/// session's child allocates nothing for it (see crate::template).
+/// Read a few records at a time into a stack buffer left uninitialised
+/// ([`crate::fdio`]) and decoded in place: the session's child allocates
+/// nothing for it (see crate::template).
 #[unsafe(link_section = ".text.hot.hostinfod")]
 fn reply_utmp(utmp_file: &Path, eol: &[u8], out: &mut Vec<u8>) {
-    use std::io::Read as _;
-    let Ok((mut file, _)) = super::open_regular(utmp_file) else {
+    use std::os::fd::AsRawFd as _;
+    let Ok((file, _)) = super::open_regular(utmp_file) else {
         return;
     };
-    let mut buf = [0u8; 8 * utmp::RECORD_SIZE];
+    let mut buf = std::mem::MaybeUninit::<[u8; 8 * utmp::RECORD_SIZE]>::uninit();
     let mut total = 0;
     while total < MAX_UTMP {
-        // Fill the buffer, so that records never straddle two reads.
-        let mut n = 0;
-        while n < buf.len() {
-            match file.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        for e in utmp::logged_in(&buf[..n]) {
+        let Ok(bytes) = crate::fdio::read_full(file.as_raw_fd(), &mut buf) else {
+            break;
+        };
+        for e in utmp::logged_in(bytes) {
             push_entry(&e, eol, out);
         }
-        total += n;
-        if n < buf.len() {
+        total += bytes.len();
+        if bytes.len() < 8 * utmp::RECORD_SIZE {
             break;
         }
     }
