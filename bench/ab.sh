@@ -4,6 +4,12 @@
 #
 # Usage: bench/ab.sh [LABEL=]BINARY [LABEL=]BINARY...
 #
+# A BINARY written floor:PATH is the C floor (bench/floor/floor.c built, as
+# compare.sh builds it, with `cc -O2` or `cc -O2 -static-pie`): it runs as
+# two processes, `PATH -p PORT` and `PATH -u SOCKET`, so that hostinfod can
+# be measured against it in rounds too. Its CPU and faults are the process
+# serving the transport, with its reaped children.
+#
 # Every binary serves at once, each on its own 127.0.0.1 port and Unix socket
 # (same configuration as bench/compare.sh's main table: level warn, limits
 # 4096). Each round runs every cell (transport x concurrency) once per
@@ -48,9 +54,11 @@ if [[ -z ${BENCH:-} ]]; then
 fi
 [[ -x $BENCH ]] || die "no hostinfod-bench (cargo build --release -p hostinfod-bench, or set BENCH)"
 
-declare -a LABEL=() BIN=() PID=() PORT=()
+declare -a LABEL=() BIN=() FLOOR=() PID=() UPID=() PORT=()
 for arg in "$@"; do
-	if [[ $arg == *=* ]]; then LABEL+=("${arg%%=*}") BIN+=("${arg#*=}"); else LABEL+=("$(basename "$arg")") BIN+=("$arg"); fi
+	if [[ $arg == *=* ]]; then LABEL+=("${arg%%=*}") BIN+=("${arg#*=}"); else LABEL+=("$(basename "${arg#floor:}")") BIN+=("$arg"); fi
+	FLOOR+=("$([[ ${BIN[-1]} == floor:* ]] && echo 1 || echo 0)")
+	BIN[-1]=${BIN[-1]#floor:}
 	[[ -x ${BIN[-1]} ]] || die "not an executable: ${BIN[-1]}"
 done
 N=${#BIN[@]}
@@ -63,6 +71,19 @@ ulimit -n 65536 2>/dev/null || true
 mapfile -t PORT < <("$BENCH" free-port -n "$N")
 ((${#PORT[@]} == N)) || die "cannot find $N free ports"
 for ((i = 0; i < N; i++)); do
+	if ((FLOOR[i])); then
+		"${BIN[i]}" -p "${PORT[i]}" >>"$TMP/$i.log" 2>&1 &
+		PID[i]=$!
+		STARTED+=("$!")
+		"${BIN[i]}" -u "$TMP/$i.sock" >>"$TMP/$i.log" 2>&1 &
+		UPID[i]=$!
+		STARTED+=("$!")
+		"$BENCH" probe --tcp "127.0.0.1:${PORT[i]}" --expect Welcome --max-wait 10 >/dev/null 2>&1 &&
+			"$BENCH" probe --unix "$TMP/$i.sock" --expect Welcome --max-wait 5 >/dev/null 2>&1 ||
+			die "${LABEL[i]} does not serve: $(tail -n 2 "$TMP/$i.log")"
+		continue
+	fi
+	UPID[i]=""
 	printf '%s\n' '[listen]' "tcp = [\"127.0.0.1:${PORT[i]}\"]" "unix = [\"$TMP/$i.sock\"]" \
 		'[daemon]' "pid_file = \"$TMP/$i.pid\"" \
 		'[limits]' 'max_children = 4096' 'max_per_source = 4096' \
@@ -95,9 +116,11 @@ for ((r = 0; r < REPS; r++)); do
 			for ((k = 0; k < N; k++)); do
 				i=$(((r + k) % N))
 				if [[ $tr == tcp ]]; then tgt=(--tcp "127.0.0.1:${PORT[i]}"); else tgt=(--unix "$TMP/$i.sock"); fi
-				before=$(stat_of "${PID[i]}")
+				pid=${PID[i]}
+				[[ $tr == unix && -n ${UPID[i]} ]] && pid=${UPID[i]}
+				before=$(stat_of "$pid")
 				line=$("$BENCH" run "${tgt[@]}" -c "$c" -d "$SECS" --warmup "$WARMUP" --timeout 5000 --kv 2>/dev/null)
-				after=$(stat_of "${PID[i]}")
+				after=$(stat_of "$pid")
 				rate=$(kv "$line" rate) n=$(kv "$line" all_sessions)
 				bad=$(($(kv "$line" failed) + $(kv "$line" bad) + $(kv "$line" refused)))
 				((bad == 0)) || note "${LABEL[i]} $tr c=$c: $bad failed/bad/refused sessions"
@@ -139,6 +162,7 @@ for tr in $TRANSPORTS; do
 	done
 done
 printf '\n| build | parent RSS kB | parent USS kB | mappings | file size kB |\n|---|---:|---:|---:|---:|\n'
+# (a floor: its TCP process)
 for ((i = 0; i < N; i++)); do
 	sm=/proc/${PID[i]}/smaps_rollup
 	rss=$(awk '/^Rss:/{print $2}' "$sm" 2>/dev/null)
