@@ -8,10 +8,11 @@
 //! reaps (the poll loop, the accept path's settling, the stop, the start
 //! after a reload). A session's child inherits a copy it never writes.
 //!
-//! Counting is the only thing done on the session path, and it writes
-//! memory the session path writes anyway (the `Server`'s): a process-wide
-//! table would put one more page in the set the parent dirties after each
-//! fork, and every such page is a copy-on-write fault per session.
+//! Counting is the only thing done on the session path, and it writes the
+//! `Server`'s memory, which no child inherits (see
+//! [`crate::parentonly`]): a process-wide table would put one more page in
+//! the set the parent dirties after each fork, and every such page is a
+//! copy-on-write fault per session and a page each idle child keeps.
 //! Publishing the figures (status file, metrics file) is done from the poll
 //! loop's deadlines (see [`crate::publish`]), which ask
 //! [`Counters::changes`] whether there is anything new.

@@ -2,16 +2,22 @@
 //!
 //! A fork copies the page-table entries of every page the parent has
 //! touched, and each of those pages the parent writes afterwards is a
-//! copy-on-write fault while the child lives. The reaper's table of live
+//! write fault (and a 4 KiB copy while the child still maps it). The reaper's table of live
 //! sessions is written at every fork and every reap, grows with the live
 //! sessions (a megabyte with ten thousand of them), and no child ever looks
 //! at it. So it lives in a mapping advised `MADV_DONTFORK`: a forked child
 //! does not get the mapping at all, fork copies none of its entries, and
 //! the parent writes it without faults.
 //!
+//! The same holds for the daemon's `Server` itself ([`ParentOnlyBox`]): the
+//! loop writes its fields on every turn, and which of them share a page is
+//! the compiler's choice, so on the stack or the heap every page of it the
+//! loop writes after a fork is a fault.
+//!
 //! The price is a rule: a child must never touch such memory (it is not
-//! mapped there; a read would be SIGSEGV). A session's child only reads the
-//! template and a few descriptors of the parent's parts, and leaves with
+//! mapped there; a read would be SIGSEGV). A session's child reads only
+//! what the parent gathered for it before the fork (the configuration and
+//! the template on the heap, and a few descriptors), and leaves with
 //! `_exit` without dropping anything.
 //!
 //! Where the mapping or the advice is refused, the slice lives on the heap
@@ -55,28 +61,7 @@ impl<T: Copy> ParentOnly<T> {
         if bytes == 0 {
             return None;
         }
-        // SAFETY: a fresh private anonymous mapping; nothing else refers to
-        // the range.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        // SAFETY: the range was just mapped by us.
-        if unsafe { libc::madvise(p, bytes, libc::MADV_DONTFORK) } != 0 {
-            // SAFETY: unmapping what we mapped; nothing refers to it.
-            unsafe { libc::munmap(p, bytes) };
-            return None;
-        }
-        let ptr = NonNull::new(p.cast::<T>())?;
+        let ptr = map_parent_only(bytes)?.cast::<T>();
         for i in 0..len {
             // SAFETY: within the mapping, which is page-aligned (so aligned
             // for T) and `len * size_of::<T>()` bytes long.
@@ -84,6 +69,33 @@ impl<T: Copy> ParentOnly<T> {
         }
         Some(Store::Mapped { ptr, len, bytes })
     }
+}
+
+/// A fresh private anonymous mapping of `bytes`, advised `MADV_DONTFORK`;
+/// None when either is refused.
+fn map_parent_only(bytes: usize) -> Option<NonNull<u8>> {
+    // SAFETY: a fresh private anonymous mapping; nothing else refers to
+    // the range.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    // SAFETY: the range was just mapped by us.
+    if unsafe { libc::madvise(p, bytes, libc::MADV_DONTFORK) } != 0 {
+        // SAFETY: unmapping what we mapped; nothing refers to it.
+        unsafe { libc::munmap(p, bytes) };
+        return None;
+    }
+    NonNull::new(p.cast::<u8>())
 }
 
 impl<T: Copy> Deref for ParentOnly<T> {
@@ -127,6 +139,96 @@ impl<T: Copy + fmt::Debug> fmt::Debug for ParentOnly<T> {
             .field("len", &self.len())
             .field("parent_only", &self.is_parent_only())
             .finish()
+    }
+}
+
+/// One value in memory a forked child does not inherit: the daemon's
+/// `Server`, whose fields the parent writes on every turn of its loop. On
+/// the stack or the heap, each page of it the parent writes while a child
+/// lives is a copy-on-write fault, and which fields share a page is the
+/// compiler's choice; here no write of the parent's ever faults.
+///
+/// The value's own heap allocations (a `Vec`'s buffer, a `Box`'s contents)
+/// are ordinary heap memory, which children inherit: what a child reads
+/// lives there, reached through references taken before the fork.
+pub struct ParentOnlyBox<T> {
+    store: BoxStore<T>,
+}
+
+enum BoxStore<T> {
+    /// The value at `ptr`, in a private anonymous mapping of `bytes`.
+    Mapped {
+        ptr: NonNull<T>,
+        bytes: usize,
+    },
+    Heap(Box<T>),
+}
+
+impl<T> ParentOnlyBox<T> {
+    /// Moves `value` into parent-only memory (onto the heap where the
+    /// mapping or the advice is refused).
+    pub fn new(value: T) -> Self {
+        let align_ok = std::mem::align_of::<T>() <= 4096;
+        let bytes = std::mem::size_of::<T>().max(1);
+        match map_parent_only(bytes).filter(|_| align_ok) {
+            Some(p) => {
+                let ptr = p.cast::<T>();
+                // SAFETY: the mapping is fresh, page-aligned (so aligned for
+                // T, checked above) and at least size_of::<T>() bytes.
+                unsafe { ptr.as_ptr().write(value) };
+                ParentOnlyBox {
+                    store: BoxStore::Mapped { ptr, bytes },
+                }
+            }
+            None => ParentOnlyBox {
+                store: BoxStore::Heap(Box::new(value)),
+            },
+        }
+    }
+
+    /// True when the value is kept out of forked children.
+    pub fn is_parent_only(&self) -> bool {
+        matches!(self.store, BoxStore::Mapped { .. })
+    }
+}
+
+impl<T> Deref for ParentOnlyBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match &self.store {
+            // SAFETY: initialised in new, mapped for our lifetime.
+            BoxStore::Mapped { ptr, .. } => unsafe { ptr.as_ref() },
+            BoxStore::Heap(b) => b,
+        }
+    }
+}
+
+impl<T> DerefMut for ParentOnlyBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        match &mut self.store {
+            // SAFETY: as in deref, and `&mut self` makes the borrow unique.
+            BoxStore::Mapped { ptr, .. } => unsafe { ptr.as_mut() },
+            BoxStore::Heap(b) => b,
+        }
+    }
+}
+
+impl<T> Drop for ParentOnlyBox<T> {
+    fn drop(&mut self) {
+        if let BoxStore::Mapped { ptr, bytes } = self.store {
+            // SAFETY: the value was written in new and is dropped once, here;
+            // then the mapping, ours, is unmapped with nothing referring to it.
+            unsafe {
+                std::ptr::drop_in_place(ptr.as_ptr());
+                libc::munmap(ptr.as_ptr().cast(), bytes);
+            }
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for ParentOnlyBox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
     }
 }
 
@@ -178,5 +280,42 @@ mod tests {
             }
         }
         assert_eq!(s[4095], 1);
+    }
+
+    #[test]
+    fn a_boxed_value_is_kept_from_children_and_dropped_once() {
+        let _children = crate::children_lock();
+        let drops = std::rc::Rc::new(std::cell::Cell::new(0));
+        struct Counted(std::rc::Rc<std::cell::Cell<u32>>, [u64; 600]);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() + 1);
+            }
+        }
+        let mut b = ParentOnlyBox::new(Counted(drops.clone(), [3; 600]));
+        assert!(b.is_parent_only());
+        b.1[599] = 4;
+        assert_eq!((b.1[0], b.1[599]), (3, 4));
+        let addr = &b.1 as *const _ as usize & !4095;
+        // SAFETY: the child only calls async-signal-safe functions
+        // (msync, _exit) before it exits.
+        match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                // SAFETY: msync only inspects the range.
+                let r = unsafe { libc::msync(addr as *mut _, 4096, libc::MS_ASYNC) };
+                let unmapped = r != 0 && nix::errno::Errno::last() == nix::errno::Errno::ENOMEM;
+                crate::daemon::exit_now(if unmapped { 0 } else { 1 })
+            }
+            ForkResult::Parent { child } => {
+                assert_eq!(
+                    waitpid(child, None).expect("waitpid"),
+                    WaitStatus::Exited(child, 0),
+                    "the child still maps the parent-only value"
+                );
+            }
+        }
+        assert_eq!(drops.get(), 0);
+        drop(b);
+        assert_eq!(drops.get(), 1, "dropped exactly once");
     }
 }

@@ -17,8 +17,9 @@
 //! - the parent's poll set lives on the stack, which is written anyway;
 //! - what only the parent reads and writes on the session path (the table
 //!   of live sessions) lives in memory no child inherits
-//!   ([`crate::parentonly`]), and what it counts lives in the `Server`,
-//!   on pages the loop writes anyway;
+//!   ([`crate::parentonly`]), and so does the `Server` itself, with
+//!   everything the loop writes (its counters among them): a child starts
+//!   from what the parent gathered for it before the fork;
 //! - what a command reads from files that rarely change is read here, once
 //!   per image (so at every reload, which is an exec): the fortune index
 //!   ([`crate::commands::fortunes`]) and the motd

@@ -38,6 +38,28 @@ fn thousands_of_sessions_leave_no_zombie_and_no_fd_growth() {
     assert_eq!(fd_count(pid), fds_before, "parent fd count changed");
 }
 
+/// The parent's state is kept out of its children (src/parentonly.rs): the
+/// daemon says so at start-up, and a session still works from what the
+/// parent handed its child before the fork (a child that touched the
+/// parent's state would die of SIGSEGV, and the client would see no reply).
+#[test]
+fn the_servers_state_is_kept_out_of_its_children() {
+    let s = Setup::new("[log]\nlevel = \"debug\"\n");
+    let d = s.start();
+    assert!(
+        d.wait_log("is kept out of forked children", Duration::from_secs(5)),
+        "no start-up line saying the server's state is parent-only: {}",
+        d.log_text()
+    );
+    for cmd in ["date", "help", "motd", "cookie"] {
+        let r = one_shot_tcp(d.port, cmd);
+        assert!(!r.is_empty(), "{cmd}: empty reply");
+    }
+    let mut u = d.unix();
+    u.greeting();
+    assert_eq!(u.cmd("date").trim_end().len(), 24);
+}
+
 /// Each connection is served by a forked child of the daemon, and nothing
 /// is executed to produce a reply (strace -f sees clone/fork, never execve).
 #[test]

@@ -9,8 +9,6 @@ use std::io::{self, Read as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
-use nix::sys::stat::{SFlag, fstat};
-
 pub mod cookie;
 pub mod date;
 pub mod fortunes;
@@ -90,15 +88,7 @@ pub fn c_path(path: &Path) -> Option<std::ffi::CString> {
 /// [`read_capped`]'s guards, and its [`Stamp`] taken from the same open
 /// file before the read.
 pub fn read_stamped(path: &Path, max: usize) -> io::Result<(Vec<u8>, Stamp)> {
-    use std::os::fd::AsRawFd as _;
-    let file = File::options()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(path)?;
-    let stamp = Stamp::of_fd(file.as_raw_fd()).ok_or_else(io::Error::last_os_error)?;
-    if !stamp.is_regular() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, NotRegularFile));
-    }
+    let (file, stamp) = open_stamped(path)?;
     let mut buf = Vec::with_capacity(usize::try_from(stamp.size).unwrap_or(0).min(max));
     file.take(max as u64).read_to_end(&mut buf)?;
     Ok((buf, stamp))
@@ -153,15 +143,22 @@ fn read_at_into(path: &Path, offset: u64, max: usize, buf: &mut Vec<u8>) -> io::
 /// [`read_capped`] (non-blocking, not a FIFO or device); returns it and its
 /// size, a hint: the file may grow or shrink while it is read.
 pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
+    let (file, stamp) = open_stamped(path)?;
+    Ok((file, u64::try_from(stamp.size).unwrap_or(0)))
+}
+
+/// [`open_regular`], with the [`Stamp`] of the file opened.
+fn open_stamped(path: &Path) -> io::Result<(File, Stamp)> {
+    use std::os::fd::AsRawFd as _;
     let file = File::options()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
         .open(path)?;
-    let st = fstat(&file)?;
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+    let stamp = Stamp::of_fd(file.as_raw_fd()).ok_or_else(io::Error::last_os_error)?;
+    if !stamp.is_regular() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, NotRegularFile));
     }
-    Ok((file, u64::try_from(st.st_size).unwrap_or(0)))
+    Ok((file, stamp))
 }
 
 /// The error [`read_capped`] gives for a path that is not a regular file.

@@ -88,11 +88,13 @@ impl Server {
 
     #[unsafe(link_section = ".text.hot.hostinfod")]
     fn spawn(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer, source: Source) {
+        let start = self.fork_start(idx);
         // SAFETY: the parent is single-threaded, so the child starts with a
         // consistent heap and no lock held by a vanished thread.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => self.child(client, idx, tcp, peer),
+            Ok(ForkResult::Child) => child(start, client, tcp, peer),
             Ok(ForkResult::Parent { child }) => {
+                drop(start);
                 let started_us = monotonic_us();
                 self.counters.bump(Counter::Sessions);
                 self.reaper
@@ -100,6 +102,7 @@ impl Server {
                 drop(client);
             }
             Err(e) => {
+                drop(start);
                 self.counters.bump(Counter::ForkFailures);
                 log::error!("fork for {}: {e}; backing off", peer.source);
                 Refusal::NoFork.tell(&client, tcp);
@@ -108,15 +111,13 @@ impl Server {
         }
     }
 
-    /// The child's whole life: close what belongs to the parent, serve, exit.
+    /// What the child of a connection on listener `idx` needs, gathered
+    /// before the fork: the child cannot read the `Server` (see its doc).
     #[unsafe(link_section = ".text.hot.hostinfod")]
-    fn child(&mut self, client: OwnedFd, idx: usize, tcp: bool, peer: Peer) -> ! {
+    fn fork_start(&self, idx: usize) -> Fork<'_> {
         // The listeners, the pidfile lock, the spare fd, the notify socket
-        // and the exit pipe's read end are the parent's. Closing raw
-        // numbers (and never running their destructors) matters for the
-        // pidfile: dropping its lock would unlock the description the
-        // parent shares.
-        close_all(
+        // and the exit pipe's read end are the parent's.
+        let close = CloseList::of(
             self.listeners
                 .iter()
                 .map(|l| l.raw())
@@ -125,33 +126,14 @@ impl Server {
                 .chain(self.spare.as_ref().map(AsRawFd::as_raw_fd))
                 .chain(std::iter::once(self.reaper.read_fd())),
         );
-        crate::log::forked();
-        if let Some(via) = self.listeners.get(idx).map(|l| &l.addr) {
-            // Display values formatted straight into the record: no String.
-            log::info!(
-                "START: {} pid={}{} via {}",
-                peer,
-                crate::log::pid(),
-                PeerPid(peer.cred),
-                via
-            );
+        Fork {
+            close,
+            via: self.listeners.get(idx).map(|l| &l.addr),
+            ctx: self.template.context(&self.cfg, self.admission.busy_fd()),
+            template: &self.template,
+            signals: &self.signals,
+            announce: self.reaper.announce_fd(),
         }
-        let ctx = self.template.context(&self.cfg, self.admission.busy_fd());
-        // SAFETY: this process never returns from here and never drops the
-        // template.
-        let bufs = unsafe { self.template.buffers() };
-        let end = session::serve(&client, tcp, &ctx, &self.signals, bufs);
-        // Announced before the client can see EOF: a client that connects
-        // again at once must not be refused by max_per_source for this
-        // session, whose child is still exiting (see crate::reaper).
-        crate::reaper::announce(self.reaper.announce_fd(), std::process::id() as i32);
-        // Closed here, not by _exit: _exit tears the address space down
-        // before it closes files, so the client would wait for that teardown
-        // to see EOF. Closing first lets it go on while this process unmaps.
-        drop(client);
-        // _exit: no destructors, no atexit handlers, no stdio flush of
-        // buffers that are the parent's.
-        crate::daemon::exit_now(end.exit_code())
     }
 
     #[cold]
@@ -180,41 +162,121 @@ impl Server {
     }
 }
 
-/// Closes the given fds in as few system calls as the numbering allows: the
-/// parent opens its own fds one after another at start-up, so they usually
-/// form one run that a single close_range(2) closes. No allocation (this
-/// runs in a fresh child; see crate::template).
+/// What a session's child reads of the parent: references into the heap
+/// children share, and plain numbers.
+struct Fork<'a> {
+    close: CloseList,
+    via: Option<&'a crate::listen::Addr>,
+    ctx: crate::session::Context<'a>,
+    template: &'a crate::template::Template,
+    signals: &'a crate::signals::Signals,
+    announce: RawFd,
+}
+
+/// The child's whole life: close what belongs to the parent, serve, exit.
 #[unsafe(link_section = ".text.hot.hostinfod")]
-fn close_all(fds: impl Iterator<Item = RawFd>) {
-    const MAX: usize = 32;
-    let mut set = [0 as RawFd; MAX];
-    let mut n = 0;
-    for fd in fds {
-        if n < MAX {
-            set[n] = fd;
-            n += 1;
-        } else {
-            // SAFETY: closing the child's copy of a parent-owned fd.
-            unsafe { libc::close(fd) };
-        }
+fn child(start: Fork<'_>, client: OwnedFd, tcp: bool, peer: Peer) -> ! {
+    // Closing raw numbers (and never running their destructors) matters
+    // for the pidfile: dropping its lock would unlock the description the
+    // parent shares.
+    start.close.close();
+    crate::log::forked();
+    if let Some(via) = start.via {
+        // Display values formatted straight into the record: no String.
+        log::info!(
+            "START: {} pid={}{} via {}",
+            peer,
+            crate::log::pid(),
+            PeerPid(peer.cred),
+            via
+        );
     }
-    let set = &mut set[..n];
-    set.sort_unstable();
-    let mut i = 0;
-    while i < set.len() {
-        let mut j = i;
-        while j + 1 < set.len() && set[j + 1] <= set[j] + 1 {
-            j += 1;
-        }
-        // SAFETY: every fd in the run is one of the parent's, whose owning
-        // objects are never used or dropped in this child.
-        let r = unsafe { libc::close_range(set[i] as u32, set[j] as u32, 0) };
-        if r != 0 {
-            for &fd in &set[i..=j] {
-                // SAFETY: as above; close_range is missing on old kernels.
-                unsafe { libc::close(fd) };
+    // SAFETY: this process never returns from here and never drops the
+    // template.
+    let bufs = unsafe { start.template.buffers() };
+    let end = session::serve(&client, tcp, &start.ctx, start.signals, bufs);
+    // Announced before the client can see EOF: a client that connects
+    // again at once must not be refused by max_per_source for this
+    // session, whose child is still exiting (see crate::reaper).
+    crate::reaper::announce(start.announce, std::process::id() as i32);
+    // Closed here, not by _exit: _exit tears the address space down
+    // before it closes files, so the client would wait for that teardown
+    // to see EOF. Closing first lets it go on while this process unmaps.
+    drop(client);
+    // _exit: no destructors, no atexit handlers, no stdio flush of
+    // buffers that are the parent's.
+    crate::daemon::exit_now(end.exit_code())
+}
+
+/// The parent's fds a child closes, gathered in the parent and closed by
+/// the child in as few system calls as the numbering allows: the parent
+/// opens its own fds one after another at start-up, so they usually form
+/// one run that a single close_range(2) closes. Up to [`CloseList::RUNS`]
+/// runs are kept on the stack (no allocation); fds beyond them, which only
+/// a configuration of many scattered descriptors has, go to a list on the
+/// heap.
+struct CloseList {
+    runs: [(RawFd, RawFd); CloseList::RUNS],
+    n: usize,
+    rest: Vec<RawFd>,
+}
+
+impl CloseList {
+    const RUNS: usize = 16;
+
+    #[unsafe(link_section = ".text.hot.hostinfod")]
+    fn of(fds: impl Iterator<Item = RawFd>) -> Self {
+        const MAX: usize = 64;
+        let mut set = [0 as RawFd; MAX];
+        let mut list = CloseList {
+            runs: [(0, 0); Self::RUNS],
+            n: 0,
+            rest: Vec::new(),
+        };
+        let mut len = 0;
+        for fd in fds {
+            if len < MAX {
+                set[len] = fd;
+                len += 1;
+            } else {
+                list.rest.push(fd);
             }
         }
-        i = j + 1;
+        let set = &mut set[..len];
+        set.sort_unstable();
+        let mut i = 0;
+        while i < set.len() {
+            let mut j = i;
+            while j + 1 < set.len() && set[j + 1] <= set[j] + 1 {
+                j += 1;
+            }
+            if list.n < Self::RUNS {
+                list.runs[list.n] = (set[i], set[j]);
+                list.n += 1;
+            } else {
+                list.rest.extend_from_slice(&set[i..=j]);
+            }
+            i = j + 1;
+        }
+        list
+    }
+
+    #[unsafe(link_section = ".text.hot.hostinfod")]
+    fn close(&self) {
+        for &(lo, hi) in &self.runs[..self.n] {
+            // SAFETY: every fd in the run is one of the parent's, whose
+            // owning objects are never used or dropped in this child.
+            let r = unsafe { libc::close_range(lo as u32, hi as u32, 0) };
+            if r != 0 {
+                for fd in lo..=hi {
+                    // SAFETY: as above; close_range is missing on old kernels.
+                    unsafe { libc::close(fd) };
+                }
+            }
+        }
+        for &fd in &self.rest {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
+        }
     }
 }

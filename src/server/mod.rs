@@ -77,12 +77,21 @@ struct Launch {
 }
 
 /// The running daemon.
+///
+/// It lives in memory no child inherits ([`ParentOnlyBox`]): the loop
+/// writes its fields on every turn, and where children shared its pages,
+/// each page written after a fork would be a copy-on-write fault. So a
+/// forked child never touches it: what a session reads (configuration,
+/// template, signalfd) is boxed, on the heap children share, and reached
+/// through the references `accept.rs`'s `Fork` gathers before the fork.
+///
+/// [`ParentOnlyBox`]: crate::parentonly::ParentOnlyBox
 #[derive(Debug)]
 pub struct Server {
-    cfg: Config,
+    cfg: Box<Config>,
     env: Env,
     launch: Launch,
-    signals: Signals,
+    signals: Box<Signals>,
     listeners: Vec<Listener>,
     /// A reserved descriptor, given up to accept-and-close a connection when
     /// the fd table is full, so the backlog drains instead of spinning poll.
@@ -90,7 +99,7 @@ pub struct Server {
     reaper: Reaper,
     admission: Admission,
     publication: Publication,
-    template: Template,
+    template: Box<Template>,
     fifos: Fifos,
     counters: Counters,
 }

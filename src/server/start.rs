@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::fifo::Fifos;
 use crate::handover::{self, Handover};
 use crate::listen::{self, Addr, Listener};
+use crate::parentonly::ParentOnlyBox;
 use crate::pidfile::Pidfile;
 use crate::privileges;
 use crate::publish::Publication;
@@ -40,7 +41,7 @@ pub fn run(opts: Options) -> Result<()> {
             };
             let cfg = Config::load(h.config.as_deref(), &env)?;
             crate::log::init(&cfg, opts.foreground);
-            let mut server = Server::resumed(cfg, env, h)?;
+            let mut server = park(Server::resumed(cfg, env, h)?);
             server.serve()
         }
         None => {
@@ -75,7 +76,8 @@ pub fn run(opts: Options) -> Result<()> {
                 activated: false,
             };
             match Server::fresh(cfg, env, launch) {
-                Ok(mut server) => {
+                Ok(server) => {
+                    let mut server = park(server);
                     readiness.ok();
                     server.serve()
                 }
@@ -289,13 +291,13 @@ fn finish(parts: Parts) -> Server {
         .unwrap_or_else(|_| "localhost".into());
     crate::commands::date::warm_up();
     let mut server = Server {
-        template: Template::new(&cfg, &hostname),
+        template: Box::new(Template::new(&cfg, &hostname)),
         admission: Admission::new(&cfg),
         spare: super::accept::open_spare(),
-        cfg,
+        cfg: Box::new(cfg),
         env,
         launch,
-        signals,
+        signals: Box::new(signals),
         listeners,
         reaper,
         publication,
@@ -313,6 +315,24 @@ fn finish(parts: Parts) -> Server {
         .serving(endpoints, server.reaper.len(), &server.counters);
     // Last before serving (see crate::template).
     server.template.rehearse(&server.cfg);
+    server
+}
+
+/// Moves the server into memory its children do not inherit (see
+/// [`Server`]), and says where it went.
+fn park(server: Server) -> ParentOnlyBox<Server> {
+    let server = ParentOnlyBox::new(server);
+    if server.is_parent_only() {
+        log::debug!(
+            "the server's state ({} bytes) is kept out of forked children",
+            std::mem::size_of::<Server>()
+        );
+    } else {
+        log::warn!(
+            "cannot map memory kept out of forked children: the server's state is on the heap, \
+             and each page of it written after a fork costs a copy"
+        );
+    }
     server
 }
 
