@@ -1,4 +1,5 @@
-//! Memory only the parent maps: tables a session's child never reads.
+//! Memory only the parent maps: the table of live sessions and the daemon's
+//! `Server`, which a session's child never reads.
 //!
 //! A fork copies the page-table entries of every page the parent has
 //! touched, and each of those pages the parent writes afterwards is a
