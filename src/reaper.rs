@@ -24,17 +24,16 @@
 //!
 //! Lookups never scan: the table is keyed by PID ([`crate::pidtable`], laid
 //! out so that recording a child writes one slot) and the per-source counts
-//! are a hash map, so the accept path's count and the reaper's removal cost
-//! the same with ten thousand live sessions as with ten.
+//! are a hash table, so the accept path's count and the reaper's removal
+//! cost the same with ten thousand live sessions as with ten.
 //!
-//! Every page the parent writes between two forks is a copy-on-write fault,
-//! once per session, so the per-source counts are kept only when
-//! `max_per_source` can bind (it is below the number of slots), and a
-//! source whose count falls to zero keeps its entry (`PerSource`): a
+//! Both are written at every fork and every reap, so both live in memory no
+//! child inherits ([`crate::parentonly`]); the per-source counts are kept
+//! only when `max_per_source` can bind (it is below the number of slots),
+//! and a source whose count falls to zero keeps its entry (`PerSource`): a
 //! client that comes and goes then rewrites one count instead of inserting
-//! and removing an entry (two more pages).
+//! and removing an entry.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -42,6 +41,7 @@ use std::time::{Duration, Instant};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use crate::parentonly::ParentOnly;
 use crate::peer::Source;
 use crate::pidtable::PidTable;
 
@@ -95,44 +95,144 @@ pub struct Reaped {
 /// Entries at zero kept in [`PerSource`] before they are dropped together.
 const ZEROS_KEPT: usize = 1024;
 
-/// Live sessions per source.
-#[derive(Debug, Default)]
+/// Live sessions per source: an open-addressing table (linear probing,
+/// keyed by a hash with a per-process random key, so a client cannot aim
+/// addresses at one run of it) in memory no child inherits
+/// ([`crate::parentonly`]). It is written at every fork and every reap, so
+/// on the heap each of its pages written after a fork would be a
+/// copy-on-write fault and a page each idle child keeps; no crate's map
+/// lives in such memory without an allocator of our own written for it.
+/// The table is at most half full of live sources plus at most
+/// [`ZEROS_KEPT`] entries at zero; it is rebuilt (grown, or rid of its
+/// zeros) when that no longer holds, which allocates, rarely.
 struct PerSource {
-    counts: HashMap<Source, u32>,
+    slots: ParentOnly<Entry>,
+    /// Entries with a key, at zero or not.
+    used: usize,
     /// Entries at zero, dropped together past [`ZEROS_KEPT`].
     zeros: usize,
+    hasher: std::hash::RandomState,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    key: Option<Source>,
+    count: u32,
+}
+
+const EMPTY: Entry = Entry {
+    key: None,
+    count: 0,
+};
+
+impl Default for PerSource {
+    fn default() -> Self {
+        PerSource {
+            slots: ParentOnly::new(64, EMPTY),
+            used: 0,
+            zeros: 0,
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+}
+
+impl fmt::Debug for PerSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PerSource")
+            .field("slots", &self.slots.len())
+            .field("used", &self.used)
+            .field("zeros", &self.zeros)
+            .finish()
+    }
 }
 
 impl PerSource {
-    fn get(&self, source: &Source) -> u32 {
-        self.counts.get(source).copied().unwrap_or(0)
+    /// The index of `source`'s entry, or of the empty one where it would go.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
+    fn find(&self, source: &Source) -> Result<usize, usize> {
+        use std::hash::BuildHasher as _;
+        let mask = self.slots.len() - 1;
+        let mut i = self.hasher.hash_one(source) as usize & mask;
+        loop {
+            match self.slots[i].key {
+                Some(k) if k == *source => return Ok(i),
+                Some(_) => i = (i + 1) & mask,
+                None => return Err(i),
+            }
+        }
     }
 
+    #[unsafe(link_section = ".text.hot.hostinfod")]
+    fn get(&self, source: &Source) -> u32 {
+        self.find(source).map_or(0, |i| self.slots[i].count)
+    }
+
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn up(&mut self, source: Source) {
-        match self.counts.get_mut(&source) {
-            Some(n) => {
-                if *n == 0 {
+        match self.find(&source) {
+            Ok(i) => {
+                if self.slots[i].count == 0 {
                     self.zeros -= 1;
                 }
-                *n += 1;
+                self.slots[i].count += 1;
             }
-            None => {
-                self.counts.insert(source, 1);
+            Err(i) => {
+                self.slots[i] = Entry {
+                    key: Some(source),
+                    count: 1,
+                };
+                self.used += 1;
+                if self.used * 2 > self.slots.len() {
+                    self.rebuild(self.zeros <= ZEROS_KEPT);
+                }
             }
         }
     }
 
+    #[unsafe(link_section = ".text.hot.hostinfod")]
     fn down(&mut self, source: &Source) {
-        if let Some(n) = self.counts.get_mut(source) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.zeros += 1;
-                if self.zeros > ZEROS_KEPT {
-                    self.counts.retain(|_, n| *n > 0);
-                    self.zeros = 0;
+        if let Ok(i) = self.find(source) {
+            let n = &mut self.slots[i].count;
+            if *n > 0 {
+                *n -= 1;
+                if *n == 0 {
+                    self.zeros += 1;
+                    if self.zeros > ZEROS_KEPT {
+                        self.rebuild(false);
+                    }
                 }
             }
         }
+    }
+
+    /// Moves the entries (those at zero too if `keep_zeros`) into a table
+    /// at most half full.
+    #[cold]
+    fn rebuild(&mut self, keep_zeros: bool) {
+        let kept: Vec<Entry> = self
+            .slots
+            .iter()
+            .filter(|e| e.key.is_some() && (keep_zeros || e.count > 0))
+            .copied()
+            .collect();
+        let len = (kept.len() * 2 + 1).next_power_of_two().max(64);
+        self.slots = ParentOnly::new(len, EMPTY);
+        self.used = 0;
+        self.zeros = 0;
+        for e in kept {
+            let Some(key) = e.key else { continue };
+            if let Err(i) = self.find(&key) {
+                self.slots[i] = e;
+                self.used += 1;
+                self.zeros += usize::from(e.count == 0);
+            }
+        }
+    }
+
+    /// Sources with an entry, at zero or not.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.used
     }
 }
 
@@ -524,7 +624,7 @@ mod tests {
     #[test]
     fn sources_at_zero_are_kept_and_then_dropped_together() {
         let mut r = Reaper::new(1 << 16, 1).expect("reaper");
-        let per = |r: &Reaper| r.per_source.as_ref().expect("counted").counts.len();
+        let per = |r: &Reaper| r.per_source.as_ref().expect("counted").len();
         for i in 0..ZEROS_KEPT as i32 {
             let src = format!("10.1.{}.{}", i / 256, i % 256);
             r.insert(10_000 + i, child(&src));
@@ -536,6 +636,35 @@ mod tests {
         r.forget(2);
         assert_eq!(per(&r), 1, "past the bound, only live sources stay");
         assert_eq!(r.count(&ip("10.0.0.9")), 1);
+    }
+
+    #[test]
+    fn per_source_counts_grow_shrink_and_stay_parent_only() {
+        let mut p = PerSource::default();
+        assert!(p.slots.is_parent_only());
+        let src = |i: u32| ip(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255));
+        for i in 0..5000 {
+            p.up(src(i));
+            p.up(src(i % 7));
+        }
+        assert!(p.slots.len() >= 2 * p.len(), "at most half full");
+        assert!(p.slots.is_parent_only(), "after growing too");
+        assert_eq!(p.get(&src(0)), 1 + 715, "0 and every seventh");
+        assert_eq!(p.get(&src(6)), 1 + 714);
+        assert_eq!(p.get(&src(4999)), 1);
+        assert_eq!(p.get(&src(9999)), 0);
+        for i in 0..5000 {
+            p.down(&src(i));
+        }
+        assert_eq!(p.get(&src(4999)), 0);
+        assert_eq!(p.get(&src(1)), 715);
+        assert!(
+            p.zeros <= ZEROS_KEPT,
+            "past ZEROS_KEPT the sources at zero are dropped"
+        );
+        assert_eq!(p.len(), 7 + p.zeros);
+        p.down(&src(9999));
+        assert_eq!(p.get(&src(9999)), 0, "an unknown source stays at zero");
     }
 
     #[test]
