@@ -70,27 +70,28 @@ ulimit -n 65536 2>/dev/null || true
 
 mapfile -t PORT < <("$BENCH" free-port -n "$N")
 ((${#PORT[@]} == N)) || die "cannot find $N free ports"
-for ((i = 0; i < N; i++)); do
-	if ((FLOOR[i])); then
-		"${BIN[i]}" -p "${PORT[i]}" >>"$TMP/$i.log" 2>&1 &
-		PID[i]=$!
-		STARTED+=("$!")
-		"${BIN[i]}" -u "$TMP/$i.sock" >>"$TMP/$i.log" 2>&1 &
-		UPID[i]=$!
-		STARTED+=("$!")
-		"$BENCH" probe --tcp "127.0.0.1:${PORT[i]}" --expect Welcome --max-wait 10 >/dev/null 2>&1 &&
-			"$BENCH" probe --unix "$TMP/$i.sock" --expect Welcome --max-wait 5 >/dev/null 2>&1 ||
-			die "${LABEL[i]} does not serve: $(tail -n 2 "$TMP/$i.log")"
-		continue
-	fi
-	UPID[i]=""
-	printf '%s\n' '[listen]' "tcp = [\"127.0.0.1:${PORT[i]}\"]" "unix = [\"$TMP/$i.sock\"]" \
-		'[daemon]' "pid_file = \"$TMP/$i.pid\"" \
-		'[limits]' 'max_children = 4096' 'max_per_source = 4096' \
-		'[log]' 'destination = "stderr"' 'level = "warn"' >"$TMP/$i.toml"
-	"${BIN[i]}" -f -c "$TMP/$i.toml" >>"$TMP/$i.log" 2>&1 &
-	PID[i]=$!
+# Starts "$@" in the background, its output appended to build i's log;
+# sets STARTED_PID.
+start() {
+	"$@" >>"$TMP/$i.log" 2>&1 &
+	STARTED_PID=$!
 	STARTED+=("$!")
+}
+for ((i = 0; i < N; i++)); do
+	UPID[i]=""
+	if ((FLOOR[i])); then
+		start "${BIN[i]}" -p "${PORT[i]}"
+		PID[i]=$STARTED_PID
+		start "${BIN[i]}" -u "$TMP/$i.sock"
+		UPID[i]=$STARTED_PID
+	else
+		printf '%s\n' '[listen]' "tcp = [\"127.0.0.1:${PORT[i]}\"]" "unix = [\"$TMP/$i.sock\"]" \
+			'[daemon]' "pid_file = \"$TMP/$i.pid\"" \
+			'[limits]' 'max_children = 4096' 'max_per_source = 4096' \
+			'[log]' 'destination = "stderr"' 'level = "warn"' >"$TMP/$i.toml"
+		start "${BIN[i]}" -f -c "$TMP/$i.toml"
+		PID[i]=$STARTED_PID
+	fi
 	"$BENCH" probe --tcp "127.0.0.1:${PORT[i]}" --expect Welcome --max-wait 10 >/dev/null 2>&1 &&
 		"$BENCH" probe --unix "$TMP/$i.sock" --expect Welcome --max-wait 5 >/dev/null 2>&1 ||
 		die "${LABEL[i]} does not serve: $(tail -n 2 "$TMP/$i.log")"

@@ -169,9 +169,12 @@ impl<T> ParentOnlyBox<T> {
     /// Moves `value` into parent-only memory (onto the heap where the
     /// mapping or the advice is refused).
     pub fn new(value: T) -> Self {
-        let align_ok = std::mem::align_of::<T>() <= 4096;
         let bytes = std::mem::size_of::<T>().max(1);
-        match map_parent_only(bytes).filter(|_| align_ok) {
+        // A page-aligned mapping suits any alignment up to a page's.
+        let mapped = (std::mem::align_of::<T>() <= 4096)
+            .then(|| map_parent_only(bytes))
+            .flatten();
+        match mapped {
             Some(p) => {
                 let ptr = p.cast::<T>();
                 // SAFETY: the mapping is fresh, page-aligned (so aligned for

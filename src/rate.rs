@@ -16,7 +16,7 @@
 //! grow, and the check costs one hash and four comparisons, with no
 //! allocation.
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::BuildHasher;
 
 use crate::peer::Source;
 
@@ -115,9 +115,7 @@ impl RateLimit {
     }
 
     fn hash(&self, key: &Source) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        std::hash::Hasher::finish(&h)
+        self.hasher.hash_one(key)
     }
 }
 

@@ -105,6 +105,7 @@ const ZEROS_KEPT: usize = 1024;
 /// The table is at most half full of live sources plus at most
 /// [`ZEROS_KEPT`] entries at zero; it is rebuilt (grown, or rid of its
 /// zeros) when that no longer holds, which allocates, rarely.
+#[derive(Debug)]
 struct PerSource {
     slots: ParentOnly<Entry>,
     /// Entries with a key, at zero or not.
@@ -133,16 +134,6 @@ impl Default for PerSource {
             zeros: 0,
             hasher: std::hash::RandomState::new(),
         }
-    }
-}
-
-impl fmt::Debug for PerSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PerSource")
-            .field("slots", &self.slots.len())
-            .field("used", &self.used)
-            .field("zeros", &self.zeros)
-            .finish()
     }
 }
 

@@ -208,41 +208,44 @@ fn child(start: Fork<'_>, client: OwnedFd, tcp: bool, peer: Peer) -> ! {
     crate::daemon::exit_now(end.exit_code())
 }
 
-/// The parent's fds a child closes, gathered in the parent and closed by
-/// the child in as few system calls as the numbering allows: the parent
-/// opens its own fds one after another at start-up, so they usually form
-/// one run that a single close_range(2) closes. Up to [`CloseList::RUNS`]
-/// runs are kept on the stack (no allocation); fds beyond them, which only
-/// a configuration of many scattered descriptors has, go to a list on the
-/// heap.
+/// The parent's fds a child closes: gathered by the parent (it alone can
+/// read its parts), sorted and closed by the child in as few system calls
+/// as the numbering allows: the parent opens its own fds one after another
+/// at start-up, so they usually form one run that a single close_range(2)
+/// closes. Up to [`CloseList::MAX`] are kept on the stack (no allocation);
+/// more, which only a configuration of very many listeners has, go to a
+/// list on the heap.
 struct CloseList {
-    runs: [(RawFd, RawFd); CloseList::RUNS],
+    set: [RawFd; CloseList::MAX],
     n: usize,
     rest: Vec<RawFd>,
 }
 
 impl CloseList {
-    const RUNS: usize = 16;
+    const MAX: usize = 64;
 
     #[unsafe(link_section = ".text.hot.hostinfod")]
     fn of(fds: impl Iterator<Item = RawFd>) -> Self {
-        const MAX: usize = 64;
-        let mut set = [0 as RawFd; MAX];
         let mut list = CloseList {
-            runs: [(0, 0); Self::RUNS],
+            set: [0; Self::MAX],
             n: 0,
             rest: Vec::new(),
         };
-        let mut len = 0;
         for fd in fds {
-            if len < MAX {
-                set[len] = fd;
-                len += 1;
+            if list.n < Self::MAX {
+                list.set[list.n] = fd;
+                list.n += 1;
             } else {
                 list.rest.push(fd);
             }
         }
-        let set = &mut set[..len];
+        list
+    }
+
+    /// In the child.
+    #[unsafe(link_section = ".text.hot.hostinfod")]
+    fn close(mut self) {
+        let set = &mut self.set[..self.n];
         set.sort_unstable();
         let mut i = 0;
         while i < set.len() {
@@ -250,33 +253,22 @@ impl CloseList {
             while j + 1 < set.len() && set[j + 1] <= set[j] + 1 {
                 j += 1;
             }
-            if list.n < Self::RUNS {
-                list.runs[list.n] = (set[i], set[j]);
-                list.n += 1;
-            } else {
-                list.rest.extend_from_slice(&set[i..=j]);
-            }
-            i = j + 1;
-        }
-        list
-    }
-
-    #[unsafe(link_section = ".text.hot.hostinfod")]
-    fn close(&self) {
-        for &(lo, hi) in &self.runs[..self.n] {
             // SAFETY: every fd in the run is one of the parent's, whose
             // owning objects are never used or dropped in this child.
-            let r = unsafe { libc::close_range(lo as u32, hi as u32, 0) };
+            let r = unsafe { libc::close_range(set[i] as u32, set[j] as u32, 0) };
             if r != 0 {
-                for fd in lo..=hi {
+                for &fd in &set[i..=j] {
                     // SAFETY: as above; close_range is missing on old kernels.
                     unsafe { libc::close(fd) };
                 }
             }
+            i = j + 1;
         }
         for &fd in &self.rest {
             // SAFETY: as above.
             unsafe { libc::close(fd) };
         }
+        // Never dropped: this child frees nothing (see crate::template).
+        std::mem::forget(self);
     }
 }
