@@ -10,13 +10,14 @@
 //!   back when it is no longer full ([`crate::busy::Busy::set`]): the read end is
 //!   readable exactly while the server is full (level-triggered), and the
 //!   parent pays one system call per change, none per session;
-//! - every child polls the read end ([`crate::busy::Busy::read_fd`]) and never reads it.
-//!   When it turns readable, the child's idle deadline becomes the nearer
-//!   `busy_idle_secs` one; it stops watching the pipe (which stays readable)
-//!   and looks again ([`crate::busy::is_full`]) only when that deadline comes: still
-//!   full, the session ends (`Timeout, goodbye.`); no longer full, it
-//!   watches again. So each child wakes for the flag at most once per
-//!   `busy_idle_secs`, however often the server goes in and out of full.
+//! - a child looks at the read end ([`crate::busy::Busy::read_fd`]) and never
+//!   reads it. Only a session idle for `busy_idle_secs` can be shed, so
+//!   a child looks ([`crate::busy::is_full`]) when that deadline comes: full,
+//!   the session ends (`Timeout, goodbye.`); not full, it polls the pipe
+//!   with its socket from then on, and ends as soon as the pipe turns
+//!   readable, until a command makes it active again
+//!   ([`crate::session::wait`]). So an active child never looks at the
+//!   flag, and an idle one wakes for it at most once per change of it.
 //!
 //! Both ends are close-on-exec and non-blocking: each image of the daemon
 //! has its own pipe, and a child forked by an earlier image sees its pipe
@@ -73,7 +74,7 @@ impl Busy {
         }
     }
 
-    /// The end every child polls.
+    /// The end children look at.
     pub fn read_fd(&self) -> RawFd {
         self.read.as_raw_fd()
     }

@@ -192,20 +192,16 @@ fn peer(fd: RawFd, tcp: bool) -> Option<Peer> {
 
 fn serve(fd: RawFd, cfg: &Config, started: Instant) -> Result<i32, Error> {
     let (tcp, via) = check(fd)?;
-    let signals = Signals::install()?;
+    // SIGHUP and SIGCHLD stay blocked, SIGPIPE ignored; the session takes
+    // SIGTERM and SIGINT with its stop handler.
+    let _signals = Signals::install()?;
     // SAFETY: the launcher handed this descriptor to us; nothing else in this
     // process owns it.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    // The session polls and expects EAGAIN: non-blocking, as the daemon's
-    // accepted sockets are. (The flag is on the open file description the
-    // launcher shared with us; launchers close their copy after the fork.)
+    // Blocking or not, as the launcher made it: the session waits in a
+    // blocking read, and in poll on a non-blocking socket (see
+    // crate::session::wait).
     crate::listen::set_cloexec(fd).map_err(|e| fd_err(fd, e.desc()))?;
-    // SAFETY: fcntl on an fd we own.
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    // SAFETY: as above.
-    if fl < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) } < 0 {
-        return Err(fd_err(fd, Errno::last().desc()));
-    }
     let pid = std::process::id();
     let peer = peer(fd, tcp);
     // [access] holds here as in the daemon: refused with its line, no session.
@@ -239,7 +235,7 @@ fn serve(fd: RawFd, cfg: &Config, started: Instant) -> Result<i32, Error> {
     let template = Template::new(cfg, &hostname);
     let ctx = template.context(cfg, None);
     let bufs = session::Buffers::new(cfg.limits.max_line_bytes as usize);
-    let end = session::serve(&sock, tcp, &ctx, &signals, bufs);
+    let end = session::serve(&sock, tcp, &ctx, bufs);
     // The client sees EOF now, not after the log record.
     drop(sock);
     let code = end.exit_code();

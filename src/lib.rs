@@ -17,7 +17,8 @@
 //! signalfd ([`signals`]); the parent is one thread, always, because it forks.
 //!
 //! **A session.** The parent accepts, asks [`admission`], forks; the child
-//! runs [`session`]: bytes are framed into lines ([`framing`]), each line is
+//! runs [`session`] (waiting in [`session::wait`], stopped by
+//! [`session::stop`]): bytes are framed into lines ([`framing`]), each line is
 //! parsed and answered ([`protocol`]), and the replies come from
 //! [`commands`], one module per command, which read the system through pure
 //! readers ([`strfile`], [`utmp`]) and clean what they send ([`text`]).

@@ -1,23 +1,25 @@
 //! Signals, delivered as data: a signalfd read in the parent's poll loop.
 //!
 //! The parent blocks SIGCHLD, SIGHUP, SIGTERM and SIGINT and reads them from a
-//! signalfd instead of running handlers, so no code ever runs in signal
-//! context (nothing to keep async-signal-safe) and none can be lost between a
-//! check and a wait. SIGPIPE is ignored: a client that went away shows up as
+//! signalfd instead of running handlers, so no code of the parent runs in
+//! signal context (nothing to keep async-signal-safe) and none can be lost
+//! between a check and a wait. SIGPIPE is ignored: a client that went away shows up as
 //! EPIPE from write, a normal end of session.
 //!
 //! Three facts about this mechanism shape the rest of the daemon:
-//! - A forked child inherits the signalfd and the mask, and a read from the
-//!   inherited signalfd returns the signals sent to the *child*; the session
-//!   polls it beside its socket to hear SIGTERM without any handler.
+//! - A forked child inherits the mask and the dispositions. A session's
+//!   child waits in a blocking read, where no signalfd reaches it, so
+//!   SIGTERM and SIGINT have a handler ([`crate::session::stop`]), installed
+//!   here but run only in children: they unblock the two signals, the
+//!   parent never does.
 //! - The mask survives execve, and so do pending signals. The reload keeps the
 //!   four signals blocked across its exec on purpose: a SIGHUP that arrives
 //!   while the new image starts stays pending (it is not lost, and it does
 //!   not kill the process with the default action) and is read from the new
 //!   image's signalfd. [`Signals::install`] sets the mask explicitly, so every image
 //!   starts from the same state whatever it inherited.
-//! - Dispositions set to "ignore" survive exec too; handlers do not. We set
-//!   no handlers, so there is nothing to reset before the exec.
+//! - Dispositions set to "ignore" survive exec too; handlers do not: each
+//!   image installs the session's stop handler again.
 //!
 //! [`install`]: crate::signals::Signals::install
 
@@ -84,6 +86,7 @@ impl Signals {
         // it) does not silence other signals in the daemon and its sessions.
         sigprocmask(SigmaskHow::SIG_SETMASK, Some(&handled()), None)
             .map_err(|e| Error::sys("sigprocmask", e))?;
+        crate::session::stop::install().map_err(|e| Error::sys("sigaction SIGTERM", e))?;
         let fd = SignalFd::with_flags(&handled(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| Error::sys("signalfd", e))?;
         Ok(Signals { fd })

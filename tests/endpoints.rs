@@ -277,6 +277,57 @@ fn inetd_mode_exit_status_says_how_the_session_ended() {
 }
 
 #[test]
+fn inetd_mode_on_a_non_blocking_socket_waits_without_spinning() {
+    // A launcher may hand the connection over non-blocking: the session then
+    // waits in poll, not in a read that returns EAGAIN at once.
+    let (s, _) = setup("[limits]\nidle_timeout_secs = 1\n");
+    let (_log, log_path) = syslog(&s);
+    let (ours, theirs) = UnixStream::pair().expect("socketpair");
+    theirs.set_nonblocking(true).expect("nonblocking");
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped by wait4 below, for its CPU time"
+    )]
+    let child = Command::new(BIN)
+        .env("HOSTINFOD_SYSLOG_SOCKET", &log_path)
+        .arg("-i")
+        .arg("-c")
+        .arg(&s.config)
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hostinfod -i");
+    let mut c = Client::new(ours);
+    let g = c.greeting();
+    assert!(g.starts_with("Welcome to hostinfod on "), "{g:?}");
+    let date = c.cmd("date");
+    assert!(date.len() > 20, "{date:?}");
+    let t0 = Instant::now();
+    assert_eq!(c.read_to_end(), b"Timeout, goodbye.\n");
+    let waited = t0.elapsed();
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; all-zero is valid.
+    let mut ru: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers; the pid is our own child, waited for once.
+    let r = unsafe { nix::libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert_eq!(r, child.id() as i32, "wait4");
+    let cpu = |t: nix::libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let used = cpu(ru.ru_utime) + cpu(ru.ru_stime);
+    println!("idle 1 s on a non-blocking socket: closed after {waited:.2?}, {used:.3} s of CPU");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(3)).contains(&waited),
+        "{waited:?}"
+    );
+    assert_eq!(
+        nix::libc::WEXITSTATUS(status),
+        End::Idle.exit_code(),
+        "{status:#x}"
+    );
+    assert!(used < 0.3, "{used:.3} s of CPU over a 1 s wait: it spun");
+}
+
+#[test]
 fn inetd_mode_under_tcpserver() {
     let (s, _) = setup("[limits]\nidle_timeout_secs = 1\n");
     let (_log, log_path) = syslog(&s);

@@ -509,6 +509,54 @@ fn sigint_stops_like_sigterm() {
 }
 
 #[test]
+fn sigterm_reaches_a_child_that_waits_for_its_client_to_read() {
+    // A child whose client does not read waits in ppoll for room to write,
+    // not in a read that a stop would wake (see crate::session::stop): it
+    // must hear SIGTERM there too, and end at once, not at the SIGKILL.
+    let s = Setup::new("");
+    let mut d = s.start();
+    let mut c = d.tcp();
+    c.greeting();
+    let kid = single_child(d.pid());
+    c.s.set_nonblocking(true).expect("nonblocking");
+    let batch = b"help\n".repeat(200);
+    let t0 = Instant::now();
+    let mut blocked_since = None::<Instant>;
+    while t0.elapsed() < Duration::from_secs(20) {
+        match std::io::Write::write(&mut c.s, &batch) {
+            Ok(_) => blocked_since = None,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(500) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    let in_ppoll = || {
+        std::fs::read_to_string(format!("/proc/{kid}/syscall"))
+            .is_ok_and(|t| t.split(' ').next() == Some(&libc::SYS_ppoll.to_string()))
+    };
+    assert!(
+        eventually(Duration::from_secs(5), in_ppoll),
+        "the child waits for room to write"
+    );
+    let t0 = Instant::now();
+    d.signal(Signal::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
+    let took = t0.elapsed();
+    let log = d.log_text();
+    assert!(took < Duration::from_secs(3), "{took:?}\n{log}");
+    assert!(!log.contains("SIGKILL"), "{log}");
+    assert!(
+        log.contains(&format!("EXIT: pid={kid} how=shutdown status=4 ")),
+        "ended as shutdown: {log}"
+    );
+}
+
+#[test]
 fn a_child_that_ignores_the_stop_is_killed_after_the_grace_period() {
     let s = Setup::new("\n[limits]\nshutdown_grace_secs = 1\n");
     let mut d = s.start();

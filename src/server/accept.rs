@@ -54,7 +54,10 @@ impl Server {
                     lfd,
                     (&raw mut ss).cast(),
                     &mut len,
-                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                    // Blocking: the child waits in read (see
+                    // crate::session::wait); the parent's refusals are
+                    // sent with MSG_DONTWAIT.
+                    libc::SOCK_CLOEXEC,
                 )
             };
             if fd < 0 {
@@ -131,7 +134,6 @@ impl Server {
             via: self.listeners.get(idx).map(|l| &l.addr),
             ctx: self.template.context(&self.cfg, self.admission.busy_fd()),
             template: &self.template,
-            signals: &self.signals,
             announce: self.reaper.announce_fd(),
         }
     }
@@ -169,7 +171,6 @@ struct Fork<'a> {
     via: Option<&'a crate::listen::Addr>,
     ctx: crate::session::Context<'a>,
     template: &'a crate::template::Template,
-    signals: &'a crate::signals::Signals,
     announce: RawFd,
 }
 
@@ -194,7 +195,7 @@ fn child(start: Fork<'_>, client: OwnedFd, tcp: bool, peer: Peer) -> ! {
     // SAFETY: this process never returns from here and never drops the
     // template.
     let bufs = unsafe { start.template.buffers() };
-    let end = session::serve(&client, tcp, &start.ctx, start.signals, bufs);
+    let end = session::serve(&client, tcp, &start.ctx, bufs);
     // Announced before the client can see EOF: a client that connects
     // again at once must not be refused by max_per_source for this
     // session, whose child is still exiting (see crate::reaper).

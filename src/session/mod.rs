@@ -1,12 +1,12 @@
 //! One client's session, run in the forked child.
 //!
-//! The child owns one connected socket (non-blocking), the signalfd it
-//! inherited (on which it hears the SIGTERM its parent sends at shutdown)
-//! and the read end of the parent's "server is full" pipe ([`crate::busy`]).
-//! It polls them with a timeout that is the nearest of its deadlines: the
-//! idle deadline (`idle_timeout_secs` after the last command, or
-//! `busy_idle_secs` after it while the server is full) and the session
-//! deadline (`session_timeout_secs` after the start).
+//! The child owns one connected socket, the read end of the parent's "server
+//! is full" pipe ([`crate::busy`]) and a handler for the stop
+//! ([`stop`]). It waits for its client in a blocking read timed by the
+//! nearest of its deadlines ([`wait`]): the idle deadline
+//! (`idle_timeout_secs` after the last command, or `busy_idle_secs` after
+//! it while the server is full) and the session deadline
+//! (`session_timeout_secs` after the start).
 //!
 //! Only a command moves the idle deadline: a non-blank line. Bytes of an
 //! unfinished line, blank lines and Telnet negotiation do not, so a client
@@ -15,7 +15,7 @@
 //! Input goes through the [`crate::framing::Framer`], each line through [`crate::protocol`], and
 //! replies collect in one buffer that is written when the input read so far
 //! is used up or the buffer holds [`crate::session::OUT_HIGH`] bytes. While replies wait for
-//! the client, the child reads nothing more: it polls for POLLOUT, writes
+//! the client, the child reads nothing more: it waits for room (POLLOUT), writes
 //! what fits, and goes back to the input only once all is sent. So a client
 //! that sends and does not read holds at most one read of input and
 //! [`crate::session::OUT_HIGH`] bytes plus one reply, whatever it sends; a client that reads
@@ -24,18 +24,19 @@
 //! How a session ended is the child's exit status ([`End`]), which the
 //! parent reads with waitpid.
 
+pub mod stop;
+pub mod wait;
+
 use std::mem::MaybeUninit;
 use std::ops::ControlFlow;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
-
-use nix::errno::Errno;
-use nix::libc;
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::framing::{self, Event, Framer};
 use crate::protocol::{self, Command, Outcome};
-use crate::signals::Signals;
+
+use wait::{Got, Wait, Waiter};
 
 /// Replies are sent once this many bytes wait (or the input read so far is
 /// used up), and no further line is answered until they are sent: the bound
@@ -163,181 +164,17 @@ impl End {
     }
 }
 
-/// Whether this child watches the "server is full" pipe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Busy {
-    /// No pipe, `busy_idle_secs = 0`, or the pipe hung up: plain idle timeout.
-    Off,
-    /// Polled with the socket; the server is not full.
-    Watching,
-    /// The server was full when last looked at: the idle deadline is the
-    /// busy one, and the pipe is looked at again only when it passes.
-    Full,
-}
-
-struct Io<'s> {
-    fd: RawFd,
-    signals: &'s Signals,
-    busy_fd: RawFd,
-    busy: Busy,
-    session_deadline: Instant,
-    idle: Duration,
-    busy_idle: Duration,
-    last_command: Instant,
-    /// The idle deadline at which input already waiting was read instead of
-    /// ending the session (see [`Io::wait`]).
-    graced: Option<Instant>,
-}
-
-enum Wait {
-    Ready,
-    Ended(End),
-}
-
-impl Io<'_> {
-    /// The idle deadline in force.
-    fn idle_deadline(&self) -> Instant {
-        let idle = if self.busy == Busy::Full {
-            self.idle.min(self.busy_idle)
-        } else {
-            self.idle
-        };
-        self.last_command + idle
+/// Best effort: one last line before closing, when no reply is still
+/// waiting to go before it. One non-blocking write, built in the session's
+/// output buffer (allocated by the parent), so no malloc in the child and no
+/// wait for a client that does not read.
+fn farewell(io: &Waiter, out: &mut Vec<u8>, sent: usize, line: &[u8], eol: &[u8]) {
+    if sent < out.len() {
+        return;
     }
-
-    /// Waits until `events` are ready on the socket, a deadline passes, or a
-    /// terminating signal arrives.
-    #[unsafe(link_section = ".text.hot.hostinfod")]
-    fn wait(&mut self, events: i16) -> Wait {
-        loop {
-            let now = Instant::now();
-            if now >= self.session_deadline {
-                return Wait::Ended(End::SessionTimeout);
-            }
-            let idle_deadline = self.idle_deadline();
-            if now >= idle_deadline {
-                if self.busy == Busy::Full {
-                    // The busy deadline: is the server still full?
-                    match crate::busy::is_full(self.busy_fd) {
-                        Some(true) => {}
-                        Some(false) => {
-                            self.busy = Busy::Watching;
-                            continue;
-                        }
-                        None => {
-                            self.busy = Busy::Off;
-                            continue;
-                        }
-                    }
-                }
-                // Input that arrived by the deadline is read first (the flag
-                // and a command can arrive together): it may hold a command.
-                // Once per deadline, so input that holds none cannot keep
-                // the session past it.
-                if events == libc::POLLIN && self.graced != Some(idle_deadline) && readable(self.fd)
-                {
-                    self.graced = Some(idle_deadline);
-                    return Wait::Ready;
-                }
-                return Wait::Ended(if self.busy == Busy::Full {
-                    End::BusyIdle
-                } else {
-                    End::Idle
-                });
-            }
-            let deadline = idle_deadline.min(self.session_deadline);
-            let ms = (deadline - now)
-                .as_micros()
-                .div_ceil(1000)
-                .min(i32::MAX as u128) as i32;
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.fd,
-                    events,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.signals.raw(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: if self.busy == Busy::Watching {
-                        self.busy_fd
-                    } else {
-                        -1
-                    },
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: fds is a valid array of three pollfd for the whole call.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, ms.max(1)) };
-            if r < 0 {
-                if Errno::last() == Errno::EINTR {
-                    continue;
-                }
-                return Wait::Ended(End::Error);
-            }
-            if fds[1].revents != 0 && self.signals.drain().terminate {
-                return Wait::Ended(End::Shutdown);
-            }
-            if fds[2].revents != 0 {
-                self.busy = match crate::busy::state(fds[2].revents) {
-                    Some(true) => Busy::Full,
-                    Some(false) => Busy::Watching,
-                    None => Busy::Off,
-                };
-            }
-            if fds[0].revents != 0 {
-                return Wait::Ready;
-            }
-        }
-    }
-
-    /// One non-blocking write of `buf`: how much was sent (0 when the
-    /// socket is full), or how the session ends.
-    #[unsafe(link_section = ".text.hot.hostinfod")]
-    fn write_some(&self, buf: &[u8]) -> Result<usize, End> {
-        loop {
-            // SAFETY: buf is a valid slice for the length given.
-            let n = unsafe { libc::write(self.fd, buf.as_ptr().cast(), buf.len()) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            match Errno::last() {
-                Errno::EINTR => {}
-                Errno::EAGAIN => return Ok(0),
-                // The client went away: as good as its end of file.
-                Errno::EPIPE | Errno::ECONNRESET => return Err(End::Eof),
-                _ => return Err(End::Error),
-            }
-        }
-    }
-
-    /// Best effort: one last line before closing, when no reply is still
-    /// waiting to go before it. One non-blocking write, built in the
-    /// session's output buffer (allocated by the parent), so no malloc in the
-    /// child and no wait for a client that does not read.
-    fn farewell(&self, out: &mut Vec<u8>, sent: usize, line: &[u8], eol: &[u8]) {
-        if sent < out.len() {
-            return;
-        }
-        out.clear();
-        crate::text::push_line(out, line, eol);
-        let _ = self.write_some(out);
-    }
-}
-
-/// Whether input waits on `fd`, without waiting.
-fn readable(fd: RawFd) -> bool {
-    let mut pfd = [libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    // SAFETY: a valid array of one pollfd; a zero timeout never blocks.
-    unsafe { libc::poll(pfd.as_mut_ptr(), 1, 0) == 1 }
+    out.clear();
+    crate::text::push_line(out, line, eol);
+    let _ = io.write_some(out);
 }
 
 /// Answers one framer event into `out`. Breaks with the end of the session,
@@ -384,32 +221,19 @@ fn on_event(
     }
 }
 
-/// Serves one client until it quits, leaves, times out or the daemon stops.
+/// Serves one client until it quits, leaves, times out or the daemon
+/// stops, in a session's child: arms the stop handler for `sock` first
+/// ([`stop::arm`]).
 #[unsafe(link_section = ".text.hot.hostinfod")]
-pub fn serve(
-    sock: &OwnedFd,
-    tcp: bool,
-    ctx: &Context<'_>,
-    signals: &Signals,
-    bufs: Buffers,
-) -> End {
+pub fn serve(sock: &OwnedFd, tcp: bool, ctx: &Context<'_>, bufs: Buffers) -> End {
+    stop::arm(sock.as_raw_fd());
+    run(sock, tcp, ctx, bufs, true)
+}
+
+#[unsafe(link_section = ".text.hot.hostinfod")]
+fn run(sock: &OwnedFd, tcp: bool, ctx: &Context<'_>, bufs: Buffers, armed: bool) -> End {
     let cfg = ctx.cfg;
-    let started = Instant::now();
-    let busy_idle = Duration::from_secs(cfg.limits.busy_idle_secs);
-    let mut io = Io {
-        fd: sock.as_raw_fd(),
-        signals,
-        busy_fd: ctx.busy.unwrap_or(-1),
-        busy: match ctx.busy {
-            Some(_) if !busy_idle.is_zero() => Busy::Watching,
-            _ => Busy::Off,
-        },
-        session_deadline: started + Duration::from_secs(cfg.limits.session_timeout_secs),
-        idle: Duration::from_secs(cfg.limits.idle_timeout_secs),
-        busy_idle,
-        last_command: started,
-        graced: None,
-    };
+    let mut io = Waiter::new(sock.as_raw_fd(), ctx, armed, Instant::now());
     let eol: &[u8] = if tcp { b"\r\n" } else { b"\n" };
     let max_line = cfg.limits.max_line_bytes as usize;
     // Never dropped: the child _exits after the session, and a free() would
@@ -465,57 +289,54 @@ pub fn serve(
                 sent = 0;
             }
         }
-        let waiting = sent < out.len();
-        if !waiting {
-            if let Some(end) = closing {
-                return end;
+        let ended = if sent < out.len() {
+            // Replies wait for the client: nothing is read until they are
+            // sent.
+            match io.writable() {
+                Wait::Ready => continue,
+                Wait::Ended(end) => end,
             }
-            if used < got {
-                continue;
-            }
-        }
-        // Either replies wait for the client (then nothing is read until
-        // they are sent) or all input is answered: wait for the one or the
-        // other.
-        match io.wait(if waiting { libc::POLLOUT } else { libc::POLLIN }) {
-            Wait::Ready => {}
-            Wait::Ended(end) => {
-                let line = match end {
-                    End::Shutdown => protocol::SHUTTING_DOWN,
-                    _ => protocol::TIMEOUT,
-                };
-                if closing.is_none() && end != End::Error {
-                    io.farewell(&mut out, sent, line, eol);
-                }
-                return closing.unwrap_or(end);
-            }
-        }
-        if waiting {
+        } else if let Some(end) = closing {
+            return end;
+        } else if used < got {
             continue;
-        }
-        match crate::fdio::read_records(io.fd, &mut buf) {
-            Ok([]) => {
-                // End of file: answer an unfinished last line, then close.
-                closing = Some(End::Eof);
-                if let Some(line) = framer.finish() {
-                    let flow = on_event(
-                        Event::Line(line),
-                        ctx,
-                        tcp,
-                        eol,
-                        &mut out,
-                        &mut io.last_command,
-                    );
-                    if let ControlFlow::Break(Some(end)) = flow {
-                        closing = Some(end);
-                    }
+        } else {
+            // All input is answered: read more.
+            match io.read(&mut buf) {
+                Got::Input(n) => {
+                    (used, got) = (0, n);
+                    continue;
                 }
+                Got::Eof => {
+                    // End of file: answer an unfinished last line, then close.
+                    closing = Some(End::Eof);
+                    if let Some(line) = framer.finish() {
+                        let flow = on_event(
+                            Event::Line(line),
+                            ctx,
+                            tcp,
+                            eol,
+                            &mut out,
+                            &mut io.last_command,
+                        );
+                        if let ControlFlow::Break(Some(end)) = flow {
+                            closing = Some(end);
+                        }
+                    }
+                    continue;
+                }
+                Got::Gone(end) => return end,
+                Got::Ended(end) => end,
             }
-            Ok(input) => (used, got) = (0, input.len()),
-            Err(Errno::EINTR | Errno::EAGAIN) => {}
-            Err(Errno::ECONNRESET) => return End::Eof,
-            Err(_) => return End::Error,
+        };
+        let line = match ended {
+            End::Shutdown => protocol::SHUTTING_DOWN,
+            _ => protocol::TIMEOUT,
+        };
+        if closing.is_none() && ended != End::Error {
+            farewell(&io, &mut out, sent, line, eol);
         }
+        return closing.unwrap_or(ended);
     }
 }
 
@@ -533,7 +354,6 @@ pub fn serve(
 pub struct Rehearsal {
     ours: OwnedFd,
     theirs: OwnedFd,
-    signals: Signals,
     bufs: Buffers,
     reply: Vec<u8>,
 }
@@ -558,7 +378,6 @@ impl Rehearsal {
         Ok(Rehearsal {
             ours,
             theirs,
-            signals: Signals::inert().map_err(|e| e.to_string())?,
             bufs: Buffers::new(ctx.cfg.limits.max_line_bytes as usize),
             reply: vec![0u8; 8192],
         })
@@ -566,7 +385,8 @@ impl Rehearsal {
 
     /// Runs the session and checks the replies.
     pub fn run(mut self, ctx: &Context<'_>) -> Result<(), String> {
-        let end = serve(&self.theirs, true, ctx, &self.signals, self.bufs);
+        // Unarmed: this is the parent, whose stop signals stay blocked.
+        let end = run(&self.theirs, true, ctx, self.bufs, false);
         // SAFETY: reply is writable for its length; everything is queued.
         let n = unsafe {
             nix::libc::read(
