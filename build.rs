@@ -12,7 +12,8 @@
 //!   library are listed in `bench/hot-symbols.txt` for LLD's
 //!   `--symbol-ordering-file`, which puts them first in `.text`; the C
 //!   library's variables a forked child writes are listed too, and lead
-//!   `.data` and `.bss` (fewer pages copied per session).
+//!   `.data` and `.bss`, each group after a page-aligned marker
+//!   (src/layout.rs): one page of each copied per session.
 //!
 //! Both are LLD's (GNU ld knows the first), and rustc links with LLD by
 //! default on x86_64-unknown-linux-gnu from 1.90 on. They are passed only

@@ -60,6 +60,7 @@ pub mod fdio;
 pub mod fifo;
 pub mod handover;
 pub mod inetd;
+pub mod layout;
 pub mod listen;
 pub mod memory;
 pub mod metrics;

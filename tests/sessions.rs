@@ -60,6 +60,43 @@ fn the_servers_state_is_kept_out_of_its_children() {
     assert_eq!(u.cmd("date").trim_end().len(), 24);
 }
 
+/// A session costs the parent two page faults, both on pages the child it
+/// forked still shares: one page of stack (the poll loop starts at the top
+/// of a page so that the fork's frames fit in one, crate::layout; in one
+/// build out of two they took two, depending on the environment) and the
+/// page of its thread's control block and TLS (errno, written by the
+/// accept that ends each batch, and the rseq area the kernel updates when
+/// the parent runs again). The `Server` and the session table are in
+/// memory no child shares, so they cost none. At `level = "warn"`, as
+/// benchmarked: at `info` the EXIT record's formatting writes one more page
+/// of stack.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "the layout checked is the release build's (frames of unoptimised code are larger): CI runs it with --release"
+)]
+fn a_session_costs_the_parent_two_page_faults() {
+    let s = Setup::new("[log]\nlevel = \"warn\"\n");
+    let d = s.start();
+    let minflt = || -> u64 {
+        proc_stat(d.pid())
+            .get(7)
+            .and_then(|f| f.parse().ok())
+            .expect("minflt in /proc/PID/stat")
+    };
+    for _ in 0..200 {
+        assert!(!one_shot_tcp(d.port, "date").is_empty());
+    }
+    const N: u64 = 2000;
+    let before = minflt();
+    for _ in 0..N {
+        assert!(!one_shot_tcp(d.port, "date").is_empty());
+    }
+    let per = (minflt() - before) as f64 / N as f64;
+    println!("the parent: {per:.2} page faults a session over {N} sessions");
+    assert!(per < 2.5, "{per:.2} page faults a session in the parent");
+}
+
 /// Each connection is served by a forked child of the daemon, and nothing
 /// is executed to produce a reply (strace -f sees clone/fork, never execve).
 #[test]

@@ -223,7 +223,7 @@ struct CloseList {
 }
 
 impl CloseList {
-    const MAX: usize = 64;
+    const MAX: usize = 32;
 
     #[unsafe(link_section = ".text.hot.hostinfod")]
     fn of(fds: impl Iterator<Item = RawFd>) -> Self {

@@ -25,6 +25,9 @@
 //! metrics refresh, refusals, the full reaping pass, fd exhaustion) are
 //! `#[inline(never)]`: their locals live in frames of their own, below the
 //! loop's, only when they run.
+//! Where the loop's frame falls matters as much as its size: it starts just
+//! below a page boundary ([`crate::layout::at_page_top`]), so that a fork
+//! writes one page of the parent's stack, not two.
 
 mod accept;
 mod reload;

@@ -42,7 +42,7 @@ pub fn run(opts: Options) -> Result<()> {
             let cfg = Config::load(h.config.as_deref(), &env)?;
             crate::log::init(&cfg, opts.foreground);
             let mut server = park(Server::resumed(cfg, env, h)?);
-            server.serve()
+            crate::layout::at_page_top(|| server.serve())
         }
         None => {
             let env = Env::current();
@@ -79,7 +79,7 @@ pub fn run(opts: Options) -> Result<()> {
                 Ok(server) => {
                     let mut server = park(server);
                     readiness.ok();
-                    server.serve()
+                    crate::layout::at_page_top(|| server.serve())
                 }
                 Err(e) => {
                     // In the foreground main prints the error itself.

@@ -258,7 +258,7 @@ fn run(sock: &OwnedFd, tcp: bool, ctx: &Context<'_>, bufs: Buffers, armed: bool)
     // page a fresh child writes is a copy-on-write fault; commands are short
     // lines (a longer input takes more reads). `buf[used..got]` is input
     // read but not yet fed to the framer.
-    let mut buf = MaybeUninit::<[u8; 1024]>::uninit();
+    let mut buf = MaybeUninit::<[u8; 512]>::uninit();
     let (mut used, mut got) = (0, 0);
     // Set once the session is over but for sending what `out` holds.
     let mut closing: Option<End> = None;
