@@ -54,7 +54,7 @@ static mut hostinfod_bss_page: Page = Page([0; PAGE]);
 
 /// Keeps both markers in the binary (the linker drops what nothing
 /// references); costs nothing at run time.
-pub fn keep_markers() {
+fn keep_markers() {
     std::hint::black_box(&raw const hostinfod_data_page);
     std::hint::black_box(&raw const hostinfod_bss_page);
 }

@@ -19,7 +19,7 @@
 //!   `Server shutting down.` (the write side stays open).
 //! - A wait for the client to read (POLLOUT) is not woken by the read side's
 //!   shutdown, so it blocks the two signals around its flag check and waits
-//!   in `ppoll` with them unblocked ([`Mask`]): a signal between the check
+//!   in `ppoll` with them unblocked (`Mask`): a signal between the check
 //!   and the wait is delivered inside it.
 //!
 //! The fd and the flag are named (`no_mangle`) so that `bench/hot-symbols.txt`
@@ -93,7 +93,7 @@ pub fn requested() -> bool {
 /// The signal mask of an armed child, with the stop signals blocked for a
 /// check and a wait (see the module's doc).
 #[derive(Debug)]
-pub struct Mask {
+pub(crate) struct Mask {
     before: SigSet,
 }
 
