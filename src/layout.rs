@@ -23,7 +23,7 @@
 //!   space, no memory.
 //! - **The stack.** The frames a session's fork runs through in the parent
 //!   (the poll loop, accepting, forking, the C library's fork) take about
-//!   3 KiB. [`at_page_top`] starts the poll loop just below a page boundary,
+//!   2 KiB. [`at_page_top`] starts the poll loop just below a page boundary,
 //!   so that they fit in one page, whatever the environment and the frames
 //!   above the loop.
 //!

@@ -137,26 +137,12 @@ fn a_client_that_sends_and_never_reads_holds_a_bounded_child() {
 
     // Then `motd` as fast as the socket takes it, never reading: 64 MiB of
     // commands at most, until writes have blocked for a second.
-    c.s.set_nonblocking(true).expect("nonblocking");
-    let batch = b"motd\n".repeat(200);
-    let (mut sent, mut blocked_since) = (0usize, None::<Instant>);
-    let t0 = Instant::now();
-    while sent < 64 << 20 && t0.elapsed() < Duration::from_secs(20) {
-        match c.s.write(&batch) {
-            Ok(n) => {
-                sent += n;
-                blocked_since = None;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                let since = *blocked_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_secs(1) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("write: {e}"),
-        }
-    }
+    let sent = send_until_blocked(
+        &mut c,
+        &b"motd\n".repeat(200),
+        64 << 20,
+        Duration::from_secs(1),
+    );
     // What the child does with all that, it has done within a second.
     std::thread::sleep(Duration::from_secs(1));
     let after = rss_kb(child);

@@ -518,23 +518,12 @@ fn sigterm_reaches_a_child_that_waits_for_its_client_to_read() {
     let mut c = d.tcp();
     c.greeting();
     let kid = single_child(d.pid());
-    c.s.set_nonblocking(true).expect("nonblocking");
-    let batch = b"help\n".repeat(200);
-    let t0 = Instant::now();
-    let mut blocked_since = None::<Instant>;
-    while t0.elapsed() < Duration::from_secs(20) {
-        match std::io::Write::write(&mut c.s, &batch) {
-            Ok(_) => blocked_since = None,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let since = *blocked_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_millis(500) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("write: {e}"),
-        }
-    }
+    send_until_blocked(
+        &mut c,
+        &b"help\n".repeat(200),
+        usize::MAX,
+        Duration::from_millis(500),
+    );
     let in_ppoll = || {
         std::fs::read_to_string(format!("/proc/{kid}/syscall"))
             .is_ok_and(|t| t.split(' ').next() == Some(&libc::SYS_ppoll.to_string()))

@@ -85,7 +85,7 @@ struct Launch {
 /// writes its fields on every turn, and where children shared its pages,
 /// each page written after a fork would be a copy-on-write fault. So a
 /// forked child never touches it: what a session reads (configuration,
-/// template, signalfd) is boxed, on the heap children share, and reached
+/// template) is boxed, on the heap children share, and reached
 /// through the references `accept.rs`'s `Fork` gathers before the fork.
 ///
 /// [`ParentOnlyBox`]: crate::parentonly::ParentOnlyBox
@@ -94,7 +94,7 @@ pub struct Server {
     cfg: Box<Config>,
     env: Env,
     launch: Launch,
-    signals: Box<Signals>,
+    signals: Signals,
     listeners: Vec<Listener>,
     /// A reserved descriptor, given up to accept-and-close a connection when
     /// the fd table is full, so the backlog drains instead of spinning poll.

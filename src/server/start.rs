@@ -297,7 +297,7 @@ fn finish(parts: Parts) -> Server {
         cfg: Box::new(cfg),
         env,
         launch,
-        signals: Box::new(signals),
+        signals,
         listeners,
         reaper,
         publication,

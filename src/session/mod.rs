@@ -411,20 +411,27 @@ impl Rehearsal {
 mod tests {
     use super::*;
 
-    #[test]
-    fn rehearsal_runs_a_whole_session() {
-        let env = crate::config::Env {
+    fn config() -> Config {
+        Config::defaults(&crate::config::Env {
             euid: 1000,
             xdg_runtime_dir: None,
-        };
-        let cfg = Config::defaults(&env);
-        let hello = b"Welcome\r\nCommand? ".to_vec();
-        let ctx = Context {
-            cfg: &cfg,
-            hello_tcp: &hello,
-            hello_unix: &hello,
+        })
+    }
+
+    /// A rehearsal's context: `hello` on both transports, no busy pipe.
+    fn context<'a>(cfg: &'a Config, hello: &'a [u8]) -> Context<'a> {
+        Context {
+            cfg,
+            hello_tcp: hello,
+            hello_unix: hello,
             busy: None,
-        };
+        }
+    }
+
+    #[test]
+    fn rehearsal_runs_a_whole_session() {
+        let cfg = config();
+        let ctx = context(&cfg, b"Welcome\r\nCommand? ");
         assert_eq!(Rehearsal::prepare(&ctx).and_then(|r| r.run(&ctx)), Ok(()));
     }
 
@@ -448,20 +455,10 @@ mod tests {
 
     #[test]
     fn rehearsal_reports_a_broken_exchange() {
-        let env = crate::config::Env {
-            euid: 1000,
-            xdg_runtime_dir: None,
-        };
-        let mut cfg = Config::defaults(&env);
+        let mut cfg = config();
         // Lines of at most 3 bytes: "date" is too long, the session ends early.
         cfg.limits.max_line_bytes = 3;
-        let hello = b"Welcome\r\n".to_vec();
-        let ctx = Context {
-            cfg: &cfg,
-            hello_tcp: &hello,
-            hello_unix: &hello,
-            busy: None,
-        };
+        let ctx = context(&cfg, b"Welcome\r\n");
         let err = Rehearsal::prepare(&ctx)
             .and_then(|r| r.run(&ctx))
             .expect_err("too-long line");

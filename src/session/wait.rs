@@ -34,7 +34,9 @@
 //!   waits in `poll` before each read instead.
 //!
 //! `tests/limits.rs` and `tests/abuse.rs` (idle, session and busy-idle
-//! timeouts, tricklers, stop) fail if any of these stops working.
+//! timeouts, tricklers, a client that does not read), `tests/lifecycle.rs`
+//! (the stop, in a read and in a wait to write) and `tests/endpoints.rs`
+//! (`-i` on a non-blocking socket) fail if any of these stops working.
 
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
@@ -161,11 +163,14 @@ impl Waiter {
         }
     }
 
-    /// The nearest deadline, or how the session ends now. `reading`: the
-    /// caller waits to read, so input that came by a deadline may be read
-    /// first.
+    /// The nearest deadline, or how the session ends now (a deadline
+    /// passed, or the daemon is stopping). `reading`: the caller waits to
+    /// read, so input that came by a deadline may be read first.
     #[unsafe(link_section = ".text.hot.hostinfod")]
     fn next(&mut self, now: Instant, reading: bool) -> Next {
+        if stop::requested() {
+            return Next::End(End::Shutdown);
+        }
         if now >= self.session_deadline {
             return Next::End(End::SessionTimeout);
         }
@@ -211,9 +216,6 @@ impl Waiter {
     #[unsafe(link_section = ".text.hot.hostinfod")]
     pub(super) fn read<const N: usize>(&mut self, buf: &mut MaybeUninit<[u8; N]>) -> Got {
         loop {
-            if stop::requested() {
-                return Got::Ended(End::Shutdown);
-            }
             let now = Instant::now();
             let until = match self.next(now, true) {
                 Next::End(end) => return Got::Ended(end),
@@ -270,12 +272,10 @@ impl Waiter {
     /// Waits until the client has read enough for more to be written.
     pub(super) fn writable(&mut self) -> Wait {
         loop {
-            if stop::requested() {
-                return Wait::Ended(End::Shutdown);
-            }
             let now = Instant::now();
             let until = match self.next(now, false) {
                 Next::End(end) => return Wait::Ended(end),
+                // Not reading: no deadline is ever graced.
                 Next::ReadNow => now,
                 Next::Until(until) => until,
             };

@@ -27,6 +27,39 @@ impl Stream for UnixStream {
     }
 }
 
+/// Sends `batch` again and again over a TCP client's socket without
+/// reading, until writes have blocked for `settle` (every buffer between
+/// the two ends is full: the server waits for room to write), `max` bytes
+/// have gone, or 20 s have passed. Returns the bytes sent; the socket is
+/// left non-blocking.
+pub fn send_until_blocked(
+    c: &mut Client<TcpStream>,
+    batch: &[u8],
+    max: usize,
+    settle: Duration,
+) -> usize {
+    c.s.set_nonblocking(true).expect("nonblocking");
+    let (mut sent, mut blocked_since) = (0usize, None::<std::time::Instant>);
+    let t0 = std::time::Instant::now();
+    while sent < max && t0.elapsed() < Duration::from_secs(20) {
+        match c.s.write(batch) {
+            Ok(n) => {
+                sent += n;
+                blocked_since = None;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let since = *blocked_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > settle {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    sent
+}
+
 /// A line-protocol client.
 pub struct Client<S: Stream> {
     pub s: S,
